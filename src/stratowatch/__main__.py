@@ -1,0 +1,3 @@
+from stratowatch.cli import main
+
+main()
