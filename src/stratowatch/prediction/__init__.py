@@ -1,0 +1,1 @@
+"""Drift prediction: trajectories, ensembles, cones, region arrival, back-trajectories."""

@@ -1,0 +1,1 @@
+"""Wind fields from GRIB2, NetCDF, soundings, flights and analytic models."""
