@@ -8,6 +8,7 @@ optional dependency only affects its own subcommand.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 
