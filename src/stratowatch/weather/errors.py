@@ -13,4 +13,11 @@ class WindDomainError(ValueError):
         self.high = high
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{axis} {value:g} is outside the wind field's range [{low:g}, {high:g}]")
+        super().__init__(
+            f"{where}{axis} {value:g} is outside the wind field's range [{low:g}, {high:g}]"
+        )
+
+
+class WindFormatError(ValueError):
+    """A wind file could not be read or merged: the message names the file (and line or
+    variable) and what was wrong."""
