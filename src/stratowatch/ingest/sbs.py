@@ -294,9 +294,8 @@ class SbsReader:
                 )
             else:
                 k = max(k, 1) if k >= 0 else 1
-                text = fields[k][:32].decode("ascii", "replace")
                 fld = _FIELD_NAMES.get(k, f"field{k + 1}")
-                reasons[i] = (f"field {k + 1} ({fld}): bad value {text!r}", fld)
+                reasons[i] = (f"field {k + 1} ({fld}): not a valid value", fld)
         good = is_msg & (bad_field < 0)
 
         tod = out_f[:, _F_TOD]
@@ -315,7 +314,7 @@ class SbsReader:
         is_pos = good & ((tt == 2) | (tt == 3))
         off_earth = is_pos & ((np.abs(lat) > 90.0) | (np.abs(lon) > 180.0))
         for i in np.flatnonzero(off_earth).tolist():
-            reasons[i] = (f"field 15/16 (lat, lon): off the Earth ({lat[i]}, {lon[i]})", "lat")
+            reasons[i] = ("field 15/16 (lat, lon): position off the Earth", "lat")
         good &= ~off_earth
         is_pos &= ~off_earth
         outcome[good] = core.OUTCOME_MESSAGE
