@@ -3,9 +3,11 @@ and small field parsers whose errors name the field."""
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import IO
 
 from stratowatch.ingest.base import IngestStats, QuarantineRecord, Sink
 from stratowatch.model import Observation, SourceRef
@@ -94,3 +96,38 @@ def parse_time_utc(text: str | None, field: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+def csv_rows(stream: IO[bytes], out: Emitter) -> Iterator[tuple[int, bytes, dict[str, str]]]:
+    """(line number, raw line, row dict) for a headed CSV; the header is the first non-blank
+    line (a UTF-8 BOM is dropped, names are lower-cased and stripped). Lines that are not UTF-8
+    or have the wrong number of fields are quarantined here; blank and ``#`` lines are skipped."""
+    header: list[str] | None = None
+    for number, raw in enumerate(stream, start=1):
+        line_bytes = raw.rstrip(b"\r\n")
+        if number == 1 and line_bytes.startswith(b"\xef\xbb\xbf"):
+            line_bytes = line_bytes[3:]
+        if not line_bytes.strip() or line_bytes.lstrip().startswith(b"#"):
+            continue
+        try:
+            text = line_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            out.quarantine(number, "line is not UTF-8 text", line_bytes)
+            continue
+        fields_ = next(csv.reader([text]), [])
+        if header is None:
+            header = [f.strip().lower() for f in fields_]
+            continue
+        if len(fields_) != len(header):
+            out.quarantine(number, f"expected {len(header)} fields, got {len(fields_)}", line_bytes)
+            continue
+        yield number, line_bytes, dict(zip(header, (f.strip() for f in fields_), strict=True))
+
+
+def csv_header(head: bytes) -> list[str]:
+    """The lower-cased column names of the first non-blank line of a CSV head (for sniffers)."""
+    text = head.decode("utf-8", "replace").lstrip("\ufeff")
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return [f.strip().lower() for f in next(csv.reader([line]), [])]
+    return []
