@@ -799,7 +799,7 @@ class ModeSDecoder:
         leftover = np.flatnonzero((outcome == OUTCOME_MESSAGE) & (message < 0))
         if leftover.size:  # cannot happen by construction; never stop a feed over it
             outcome[leftover] = OUTCOME_QUARANTINE
-        quarantine = [
+        quarantine: list[tuple[int, str, str | None, bytes]] = [
             (i, reason[i] or "frame not classified", "frame", raw[i])
             for i in np.flatnonzero(outcome == OUTCOME_QUARANTINE).tolist()
         ]
