@@ -25,7 +25,9 @@ WGS84_EP2 = WGS84_E2 / (1.0 - WGS84_E2)
 EARTH_RADIUS_M = 6371008.8
 
 
-def geodetic_to_ecef(lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike) -> FloatArray:
+def geodetic_to_ecef(
+    lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike
+) -> FloatArray:
     """Geodetic latitude, longitude (degrees) and ellipsoidal height (m) -> ECEF (..., 3) metres."""
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
     lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
@@ -54,7 +56,9 @@ def ecef_to_geodetic(ecef_m: npt.ArrayLike) -> FloatArray:
     q = np.sqrt(1.0 + 2.0 * e2 * e2 * pp)
     r0 = -(pp * e2 * r) / (1.0 + q) + np.sqrt(
         np.maximum(
-            0.5 * a * a * (1.0 + 1.0 / q) - pp * (1.0 - e2) * z * z / (q * (1.0 + q)) - 0.5 * pp * r * r,
+            0.5 * a * a * (1.0 + 1.0 / q)
+            - pp * (1.0 - e2) * z * z / (q * (1.0 + q))
+            - 0.5 * pp * r * r,
             0.0,
         )
     )
@@ -83,14 +87,18 @@ def enu_basis(lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike) -> FloatArray:
     return np.stack([east, north, up], axis=-2)
 
 
-def ecef_to_enu(ecef_m: npt.ArrayLike, origin_lat_deg: float, origin_lon_deg: float, origin_alt_m: float) -> FloatArray:
+def ecef_to_enu(
+    ecef_m: npt.ArrayLike, origin_lat_deg: float, origin_lon_deg: float, origin_alt_m: float
+) -> FloatArray:
     """ECEF points (..., 3) -> east/north/up (..., 3) metres relative to one origin."""
     origin = geodetic_to_ecef(origin_lat_deg, origin_lon_deg, origin_alt_m)
     basis = enu_basis(origin_lat_deg, origin_lon_deg)
     return (np.asarray(ecef_m, dtype=np.float64) - origin) @ basis.T
 
 
-def enu_to_ecef(enu_m: npt.ArrayLike, origin_lat_deg: float, origin_lon_deg: float, origin_alt_m: float) -> FloatArray:
+def enu_to_ecef(
+    enu_m: npt.ArrayLike, origin_lat_deg: float, origin_lon_deg: float, origin_alt_m: float
+) -> FloatArray:
     """East/north/up (..., 3) metres relative to one origin -> ECEF (..., 3)."""
     origin = geodetic_to_ecef(origin_lat_deg, origin_lon_deg, origin_alt_m)
     basis = enu_basis(origin_lat_deg, origin_lon_deg)
@@ -105,7 +113,9 @@ def geodetic_to_enu(
     origin_lon_deg: float,
     origin_alt_m: float,
 ) -> FloatArray:
-    return ecef_to_enu(geodetic_to_ecef(lat_deg, lon_deg, alt_m), origin_lat_deg, origin_lon_deg, origin_alt_m)
+    return ecef_to_enu(
+        geodetic_to_ecef(lat_deg, lon_deg, alt_m), origin_lat_deg, origin_lon_deg, origin_alt_m
+    )
 
 
 def enu_to_geodetic(
@@ -134,7 +144,10 @@ def polar_to_enu(polar: npt.ArrayLike) -> FloatArray:
 
 
 def polar_to_ecef(
-    polar: npt.ArrayLike, site_lat_deg: npt.ArrayLike, site_lon_deg: npt.ArrayLike, site_alt_m: npt.ArrayLike
+    polar: npt.ArrayLike,
+    site_lat_deg: npt.ArrayLike,
+    site_lon_deg: npt.ArrayLike,
+    site_alt_m: npt.ArrayLike,
 ) -> FloatArray:
     """Radar plots (range, azimuth, elevation) from sites (broadcast) -> ECEF (..., 3)."""
     enu = polar_to_enu(polar)
@@ -144,7 +157,10 @@ def polar_to_ecef(
 
 
 def ecef_to_polar(
-    ecef_m: npt.ArrayLike, site_lat_deg: npt.ArrayLike, site_lon_deg: npt.ArrayLike, site_alt_m: npt.ArrayLike
+    ecef_m: npt.ArrayLike,
+    site_lat_deg: npt.ArrayLike,
+    site_lon_deg: npt.ArrayLike,
+    site_alt_m: npt.ArrayLike,
 ) -> FloatArray:
     """ECEF (..., 3) -> (range, azimuth, elevation) seen from sites (broadcast)."""
     basis = enu_basis(site_lat_deg, site_lon_deg)
@@ -154,7 +170,10 @@ def ecef_to_polar(
 
 
 def elevation_for_altitude(
-    range_m: npt.ArrayLike, alt_m: npt.ArrayLike, site_alt_m: npt.ArrayLike, radius_m: float = EARTH_RADIUS_M
+    range_m: npt.ArrayLike,
+    alt_m: npt.ArrayLike,
+    site_alt_m: npt.ArrayLike,
+    radius_m: float = EARTH_RADIUS_M,
 ) -> FloatArray:
     """Elevation (deg) of a target at slant range and known altitude above a spherical Earth.
 
@@ -168,7 +187,9 @@ def elevation_for_altitude(
     return np.degrees(np.arcsin(np.clip(sin_el, -1.0, 1.0)))
 
 
-def haversine_m(lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike, lon2: npt.ArrayLike) -> FloatArray:
+def haversine_m(
+    lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike, lon2: npt.ArrayLike
+) -> FloatArray:
     """Great-circle distance (m) on the mean sphere, broadcast."""
     p1, p2 = np.radians(np.asarray(lat1, float)), np.radians(np.asarray(lat2, float))
     dl = np.radians(np.asarray(lon2, float) - np.asarray(lon1, float))
@@ -177,12 +198,17 @@ def haversine_m(lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike, l
 
 
 def destination(
-    lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, bearing_deg: npt.ArrayLike, distance_m: npt.ArrayLike
+    lat_deg: npt.ArrayLike,
+    lon_deg: npt.ArrayLike,
+    bearing_deg: npt.ArrayLike,
+    distance_m: npt.ArrayLike,
 ) -> tuple[FloatArray, FloatArray]:
     """Point reached from (lat, lon) along a great circle with initial bearing and distance."""
     lat, lon = np.radians(np.asarray(lat_deg, float)), np.radians(np.asarray(lon_deg, float))
     brg = np.radians(np.asarray(bearing_deg, float))
     d = np.asarray(distance_m, float) / EARTH_RADIUS_M
     lat2 = np.arcsin(np.sin(lat) * np.cos(d) + np.cos(lat) * np.sin(d) * np.cos(brg))
-    lon2 = lon + np.arctan2(np.sin(brg) * np.sin(d) * np.cos(lat), np.cos(d) - np.sin(lat) * np.sin(lat2))
+    lon2 = lon + np.arctan2(
+        np.sin(brg) * np.sin(d) * np.cos(lat), np.cos(d) - np.sin(lat) * np.sin(lat2)
+    )
     return np.degrees(lat2), (np.degrees(lon2) + 540.0) % 360.0 - 180.0

@@ -184,7 +184,9 @@ class ObservationBatch:
 
     @classmethod
     def empty(cls) -> ObservationBatch:
-        return cls.from_arrays(np.empty(0), np.empty(0, np.int8), np.empty((0, 3)), np.empty((0, 3)))
+        return cls.from_arrays(
+            np.empty(0), np.empty(0, np.int8), np.empty((0, 3)), np.empty((0, 3))
+        )
 
     @classmethod
     def from_arrays(

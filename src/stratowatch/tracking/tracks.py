@@ -1,0 +1,92 @@
+"""The tracker's columnar track table: one numpy array per field, one row per live track."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class TrackArrays:
+    """Live tracks. ``x``/``P``/``mu`` are per motion model; ``t_s`` is each track's own time
+    (its last update): tracks are predicted on demand, never stepped in lock-step."""
+
+    track_id: IntArray
+    t_s: FloatArray
+    x: FloatArray  # (n, M, 6)
+    P: FloatArray  # (n, M, 6, 6)
+    mu: FloatArray  # (n, M)
+    status: npt.NDArray[np.int8]
+    hits: IntArray
+    misses_total: IntArray
+    misses_run: IntArray
+    first_s: FloatArray
+    identity: IntArray
+    sensor_mask: npt.NDArray[np.uint64]
+    n_updates: IntArray
+
+    @classmethod
+    def empty(cls, n_models: int) -> TrackArrays:
+        return cls(
+            track_id=np.empty(0, np.int64),
+            t_s=np.empty(0),
+            x=np.empty((0, n_models, 6)),
+            P=np.empty((0, n_models, 6, 6)),
+            mu=np.empty((0, n_models)),
+            status=np.empty(0, np.int8),
+            hits=np.empty(0, np.int64),
+            misses_total=np.empty(0, np.int64),
+            misses_run=np.empty(0, np.int64),
+            first_s=np.empty(0),
+            identity=np.empty(0, np.int64),
+            sensor_mask=np.empty(0, np.uint64),
+            n_updates=np.empty(0, np.int64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.track_id.shape[0])
+
+    def append(self, other: TrackArrays) -> None:
+        for f in fields(self):
+            setattr(self, f.name, np.concatenate([getattr(self, f.name), getattr(other, f.name)]))
+
+    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name)[mask])
+
+    def combined(self) -> tuple[FloatArray, FloatArray]:
+        """Moment-matched state and covariance (n, 6), (n, 6, 6) at each track's own time."""
+        from stratowatch.tracking.imm import combine
+
+        return combine(self.x, self.P, self.mu)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackTable:
+    """What the tracker reports at a time: states predicted to ``time_s``, frame coordinates."""
+
+    time_s: float
+    track_id: IntArray
+    status: npt.NDArray[np.int8]
+    x: FloatArray  # (n, 6) position and velocity in the tracker's frame
+    P: FloatArray  # (n, 6, 6)
+    lat_deg: FloatArray
+    lon_deg: FloatArray
+    alt_m: FloatArray
+    velocity_enu_mps: FloatArray  # (n, 3)
+    position_sigma_enu_m: FloatArray  # (n, 3)
+    mu: FloatArray  # (n, M) model probabilities
+    last_update_s: FloatArray
+    first_s: FloatArray
+    identity: IntArray
+    sensor_mask: npt.NDArray[np.uint64]
+    n_updates: IntArray
+    misses_run: IntArray
+
+    def __len__(self) -> int:
+        return int(self.track_id.shape[0])
