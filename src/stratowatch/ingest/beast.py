@@ -29,7 +29,7 @@ import numpy as np
 
 from stratowatch.ingest import _modes_core as core
 from stratowatch.ingest.base import IngestStats, ReadContext, Sink, register
-from stratowatch.ingest.modes import gunzip_head, maybe_gunzip, read_chunks
+from stratowatch.ingest.modes import CHUNK_BYTES, gunzip_head, maybe_gunzip, read_chunks
 from stratowatch.model import IdentityCodes, ObservationBatch
 
 ESC = 0x1A
@@ -111,9 +111,7 @@ def deframe(buf: bytes, final: bool = False) -> tuple[list[BeastFrame | bytes], 
         if garbage_from >= 0:
             items.append(buf[garbage_from:j])
             garbage_from = -1
-        items.append(
-            BeastFrame(ftype, int.from_bytes(body[:6], "big"), body[6], body[7:], buf[j:end])
-        )
+        items.append(BeastFrame(ftype, int.from_bytes(body[:6], "big"), body[6], body[7:], buf[j:end]))
         i = end
     if garbage_from >= 0:
         items.append(buf[garbage_from:i])
@@ -128,7 +126,13 @@ class BeastReader:
 
     name = "beast"
 
-    def __init__(self, time_mode: TimeMode = "counter", clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        time_mode: TimeMode = "counter",
+        clock: Callable[[], float] = time.time,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self.chunk_bytes = chunk_bytes
         self.time_mode = time_mode
         self.clock = clock
         self.identities = IdentityCodes()
@@ -187,11 +191,7 @@ class BeastReader:
                 fm.reason[k] = "bytes outside a Beast frame"
         chunk = self._decoder.decode(fm, self._times(stamps, ctx), positions, raws)
         # Mode A/C and status frames are messages, not bad frames
-        other = [
-            k
-            for k, it in enumerate(items)
-            if isinstance(it, BeastFrame) and it.type in (0x31, 0x34)
-        ]
+        other = [k for k, it in enumerate(items) if isinstance(it, BeastFrame) and it.type in (0x31, 0x34)]
         if other:
             names = chunk.message_names
             for extra in ("beast_mode_ac", "beast_status"):
@@ -211,7 +211,7 @@ class BeastReader:
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         stats = IngestStats()
         rest = b""
-        for data in read_chunks(maybe_gunzip(stream)):
+        for data in read_chunks(maybe_gunzip(stream), self.chunk_bytes):
             buf = rest + data
             items, used = deframe(buf)
             rest = buf[used:]

@@ -73,9 +73,7 @@ def read_chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
         yield data
 
 
-def iter_line_chunks(
-    stream: IO[bytes], size: int = CHUNK_BYTES
-) -> Iterator[tuple[int, list[bytes]]]:
+def iter_line_chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[int, list[bytes]]]:
     """(first line number, complete lines) chunks; a final unterminated line is included."""
     rest = b""
     line_no = 1
@@ -147,8 +145,9 @@ class ModeSReader:
 
     name = "modes"
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.clock = clock
+        self.chunk_bytes = chunk_bytes
         self._decoder: core.ModeSDecoder | None = None
         self.identities = IdentityCodes()
 
@@ -190,7 +189,7 @@ class ModeSReader:
 
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         stats = IngestStats()
-        for first, lines in iter_line_chunks(maybe_gunzip(stream)):
+        for first, lines in iter_line_chunks(maybe_gunzip(stream), self.chunk_bytes):
             core.emit(self.decode_lines(first, lines, ctx), ctx, sink, stats)
         return stats
 

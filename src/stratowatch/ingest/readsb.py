@@ -41,6 +41,13 @@ def _num(v: Any) -> float:
     return f if math.isfinite(f) else math.nan
 
 
+def _category(c: Any) -> str | None:
+    """Emitter category ("A3", "B2"); "A0".."D0" mean "no information"."""
+    if isinstance(c, str) and len(c) == 2 and c[0] in "ABCD" and c[1] in "1234567":
+        return c
+    return None
+
+
 def _hex_address(h: Any) -> tuple[int, int] | None:
     if not isinstance(h, str):
         return None
@@ -211,7 +218,7 @@ class ReadsbReader:
             rows.add_obs(
                 t, lat, lon, alt, _sigma_h(_num(ac.get("nac_p"))), vel, addr,
                 flight.strip() if isinstance(flight, str) else None,
-                cat if isinstance(cat, str) and cat else None,
+                _category(cat),
             )  # fmt: skip
 
     def _trace(self, doc: dict[str, Any], rows: _Rows) -> None:
@@ -235,8 +242,8 @@ class ReadsbReader:
                 f = details.get("flight")
                 if isinstance(f, str) and f.strip():
                     callsign = f.strip()
-                c = details.get("category")
-                if isinstance(c, str) and c:
+                c = _category(details.get("category"))
+                if c is not None:
                     category = c
                 if "nac_p" in details:
                     nacp = _num(details.get("nac_p"))

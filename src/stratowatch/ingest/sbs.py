@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from stratowatch.ingest import _modes_core as core
 from stratowatch.ingest.base import IngestStats, ReadContext, Sink, register
-from stratowatch.ingest.modes import gunzip_head, maybe_gunzip, read_chunks
+from stratowatch.ingest.modes import CHUNK_BYTES, gunzip_head, maybe_gunzip, read_chunks
 from stratowatch.model import FloatArray, IdentityCodes, IntArray, ObservationBatch
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,7 @@ _OTHER_RECORDS = {b"SEL": "sbs_selection", b"ID": "sbs_id", b"AIR": "sbs_new_air
 _MSG_KINDS = {1: "sbs_identification", 2: "sbs_surface_position", 3: "sbs_airborne_position",
               4: "sbs_velocity", 5: "sbs_altitude", 6: "sbs_squawk", 7: "sbs_air_to_air",
               8: "sbs_all_call"}  # fmt: skip
-MESSAGE_NAMES: list[str] = sorted(
-    {*_OTHER_RECORDS.values(), *_MSG_KINDS.values(), "sbs_position_no_fix"}
-)
+MESSAGE_NAMES: list[str] = sorted({*_OTHER_RECORDS.values(), *_MSG_KINDS.values(), "sbs_position_no_fix"})
 _MSG_INDEX = {name: i for i, name in enumerate(MESSAGE_NAMES)}
 
 
@@ -236,7 +234,8 @@ class SbsReader:
 
     name = "sbs"
 
-    def __init__(self) -> None:
+    def __init__(self, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.chunk_bytes = chunk_bytes
         self.state = core.GroupLatest()
         self.strings = core.StringTable()
         self.identities = IdentityCodes()
@@ -385,7 +384,7 @@ class SbsReader:
         stats = IngestStats()
         rest = b""
         line_no = 1
-        for data in read_chunks(maybe_gunzip(stream)):
+        for data in read_chunks(maybe_gunzip(stream), self.chunk_bytes):
             data = rest + data
             cut = data.rfind(b"\n")
             if cut < 0:
