@@ -57,7 +57,7 @@ def test_cpr_pair_decodes_to_the_textbook_position() -> None:
     assert obs.value[1] == pytest.approx(ref["longitude"], abs=1e-9)
     # the newest frame is odd: the odd-parity latitude of the worked example
     assert obs.value[0] == pytest.approx(52.26578, abs=1e-5)
-    assert obs.value[1] == pytest.approx(3.92, abs=0.01)
+    assert obs.value[1] == pytest.approx(3.93891, abs=1e-5)
     assert obs.value[2] == pytest.approx(38000 * 0.3048)
     assert obs.sigma == (core.DEFAULT_SIGMA_H_M, core.DEFAULT_SIGMA_V_M)
     assert obs.source is not None and obs.source.position == 2
