@@ -123,9 +123,7 @@ def _parse_placemark(pm: ET.Element, ordinal: int) -> tuple[list[_Point], str, s
         whens = [_text(w) for w in track.findall("{*}when")]
         coords = [_text(c) for c in track.findall("{*}coord")]
         if len(whens) != len(coords):
-            raise FieldError(
-                "gx:Track", "when/coord count mismatch", f"{len(whens)} != {len(coords)}"
-            )
+            raise FieldError("gx:Track", "when/coord count mismatch", f"{len(whens)} != {len(coords)}")
         pts = []
         for w, c in zip(whens, coords, strict=True):
             parts = c.split()
@@ -265,9 +263,7 @@ def _read_csv(data: bytes, source: str) -> Flight:
         if not any(c.strip() for c in row):
             continue
         if len(row) < 4:
-            raise FlightFormatError(
-                f"{source}:{n}: {len(row)} fields, expected 4 ({','.join(fields)})"
-            )
+            raise FlightFormatError(f"{source}:{n}: {len(row)} fields, expected 4 ({','.join(fields)})")
         try:
             t = parse_time_utc(row[0], "time_utc")
             lat = parse_float(row[1], "lat", lo=-90, hi=90)

@@ -13,9 +13,7 @@ class WindDomainError(ValueError):
         self.high = high
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(
-            f"{where}{axis} {value:g} is outside the wind field's range [{low:g}, {high:g}]"
-        )
+        super().__init__(f"{where}{axis} {value:g} is outside the wind field's range [{low:g}, {high:g}]")
 
 
 class WindFormatError(ValueError):

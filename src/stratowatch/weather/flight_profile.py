@@ -93,8 +93,7 @@ def flight_wind_profile(flight: Flight, bin_m: float = 500.0) -> WindGrid:
     ]
     if np.isfinite(checks).any():
         notes.append(
-            "finite-difference vs stated velocity: median difference "
-            f"{float(np.nanmedian(checks)):.1f} m/s"
+            f"finite-difference vs stated velocity: median difference {float(np.nanmedian(checks)):.1f} m/s"
         )
     return WindGrid(
         time_s=np.array([t_mid]),

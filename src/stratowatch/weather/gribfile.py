@@ -130,9 +130,7 @@ def read_grib(path: str | Path, *, step_deg: float | None = None) -> WindGrid:
         height = None if height is None else resample(lambert, height, lat, lon)
         temp = None if temp is None else resample(lambert, temp, lat, lon)
         w = None if w is None else resample(lambert, w, lat, lon)
-        notes.append(
-            f"Lambert {lambert.nx}x{lambert.ny} grid resampled to {lat[1] - lat[0]:g} deg lat/lon"
-        )
+        notes.append(f"Lambert {lambert.nx}x{lambert.ny} grid resampled to {lat[1] - lat[0]:g} deg lat/lon")
     else:
         lat, lon = lat2d[:, 0], lon2d[0, :]
     log.info("%s: %d messages, %d times, %d levels", p, n, len(times), len(levels))
@@ -212,9 +210,7 @@ def _valid_time(h: int, path: Path, n: int) -> float:
     date = int(eccodes.codes_get(h, "validityDate"))
     hhmm = int(eccodes.codes_get(h, "validityTime"))
     try:
-        dt = datetime(
-            date // 10000, date // 100 % 100, date % 100, hhmm // 100, hhmm % 100, tzinfo=UTC
-        )
+        dt = datetime(date // 10000, date // 100 % 100, date % 100, hhmm // 100, hhmm % 100, tzinfo=UTC)
     except ValueError as exc:
         raise WindFormatError(f"{path}: message {n}: bad validity time {date} {hhmm:04d}") from exc
     return dt.timestamp()

@@ -186,9 +186,7 @@ def assemble_grid(
         fields[k] = arr[order][:, zorder][:, :, yorder][:, :, :, xorder]
     t = t[order]
     # drop levels with no wind at all
-    present = np.isfinite(fields["u"]).any(axis=(0, 2, 3)) & np.isfinite(fields["v"]).any(
-        axis=(0, 2, 3)
-    )
+    present = np.isfinite(fields["u"]).any(axis=(0, 2, 3)) & np.isfinite(fields["v"]).any(axis=(0, 2, 3))
     if not present.all():
         notes.append(f"levels without wind dropped: {', '.join(f'{x:g}' for x in p[~present])} hPa")
         p = p[present]
@@ -196,9 +194,7 @@ def assemble_grid(
             fields[k] = arr[:, present]
     if "h" not in fields or not np.isfinite(fields["h"]).any():
         notes.append("no geopotential heights in the data: standard-atmosphere heights used")
-        fields["h"] = np.broadcast_to(
-            isa_height_m(p)[None, :, None, None], fields["u"].shape
-        ).copy()
+        fields["h"] = np.broadcast_to(isa_height_m(p)[None, :, None, None], fields["u"].shape).copy()
     else:
         fields["h"] = _fill_heights(p, fields["h"], fields["u"], notes)
     grid = WindGrid(

@@ -17,8 +17,13 @@ The standard atmosphere (ICAO/ISA = US 1976 up to 86 km) is used only where a fi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from stratowatch.weather.grid import WindGrid
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -94,9 +99,7 @@ def isa_temperature_k(height_m: npt.ArrayLike) -> FloatArray:
     """Standard-atmosphere temperature (K) at a geopotential height (m)."""
     z = np.asarray(height_m, dtype=np.float64)
     i = np.clip(np.searchsorted(_ISA_BASE_Z_M, z, side="right") - 1, 0, len(_ISA_BASE_Z_M) - 1)
-    return np.asarray(
-        _ISA_BASE_T_K[i] + _ISA_LAPSE_K_PER_M[i] * (z - _ISA_BASE_Z_M[i]), dtype=np.float64
-    )
+    return np.asarray(_ISA_BASE_T_K[i] + _ISA_LAPSE_K_PER_M[i] * (z - _ISA_BASE_Z_M[i]), dtype=np.float64)
 
 
 def geopotential_to_geometric_m(geopotential_height_m: npt.ArrayLike) -> FloatArray:
@@ -169,3 +172,30 @@ def height_to_pressure(
     p = np.where(below, isa_pressure_hpa(isa_height_m(lv[0]) + z - zc[..., 0]), p)
     p = np.where(above, isa_pressure_hpa(isa_height_m(lv[-1]) + z - zc[..., -1]), p)
     return np.asarray(p, dtype=np.float64)
+
+
+def grid_pressure_to_height(
+    grid: WindGrid,
+    time_s: npt.ArrayLike,
+    lat_deg: npt.ArrayLike,
+    lon_deg: npt.ArrayLike,
+    pressure_hpa: npt.ArrayLike,
+) -> FloatArray:
+    """Geometric height (m) of pressures at points, from the field's own columns of
+    geopotential height (bilinear in lat/lon, linear in time; NaN outside its area)."""
+    cols = grid.column_heights(time_s, lat_deg, lon_deg)
+    p = np.broadcast_to(np.asarray(pressure_hpa, dtype=np.float64), (cols.shape[0],))
+    return pressure_to_height(p, grid.pressure_hpa, cols)
+
+
+def grid_height_to_pressure(
+    grid: WindGrid,
+    time_s: npt.ArrayLike,
+    lat_deg: npt.ArrayLike,
+    lon_deg: npt.ArrayLike,
+    alt_m: npt.ArrayLike,
+) -> FloatArray:
+    """Pressure (hPa) at geometric altitudes at points, from the field's own heights."""
+    cols = grid.column_heights(time_s, lat_deg, lon_deg)
+    z = np.broadcast_to(np.asarray(alt_m, dtype=np.float64), (cols.shape[0],))
+    return height_to_pressure(z, grid.pressure_hpa, cols)

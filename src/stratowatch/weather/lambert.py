@@ -65,9 +65,7 @@ class LambertGrid:
         den = np.log(np.tan(np.pi / 4 + p2 / 2) / np.tan(np.pi / 4 + p1 / 2))
         return float(num / den)
 
-    def project(
-        self, lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike
-    ) -> tuple[FloatArray, FloatArray]:
+    def project(self, lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Projected (x, y) in metres of geodetic points (spherical Earth)."""
         n = self.cone
         p1 = np.radians(self.latin1_deg)
@@ -138,9 +136,7 @@ def regular_axes(
     return lat, lon
 
 
-def resample(
-    grid: LambertGrid, data: FloatArray, lat_deg: FloatArray, lon_deg: FloatArray
-) -> FloatArray:
+def resample(grid: LambertGrid, data: FloatArray, lat_deg: FloatArray, lon_deg: FloatArray) -> FloatArray:
     """Bilinear resampling of ``data`` (..., ny, nx) on the Lambert grid onto the regular
     (lat_deg, lon_deg) grid: returns (..., len(lat), len(lon)), NaN outside the domain."""
     lat2, lon2 = np.meshgrid(lat_deg, lon_deg, indexing="ij")

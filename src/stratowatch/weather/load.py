@@ -83,9 +83,7 @@ def load_wind_file(path: str | Path, *, time_s: float | None = None) -> WindGrid
         raise WindFormatError(str(exc)) from None
 
 
-def load_winds(
-    paths: str | Path | Sequence[str | Path], *, time_s: float | None = None
-) -> WindGrid:
+def load_winds(paths: str | Path | Sequence[str | Path], *, time_s: float | None = None) -> WindGrid:
     """Read and merge wind files (several times on one grid) into one :class:`WindGrid`.
 
     Raises :class:`WindFormatError` naming the file for unreadable input or files that do not
@@ -148,9 +146,7 @@ def merge_times(grids: Sequence[WindGrid]) -> WindGrid:
     if np.any(np.diff(times) <= 0):
         dup = times[np.flatnonzero(np.diff(times) <= 0)[0] + 1]
         names = [g.source for g in grids if np.isin(dup, g.time_s)]
-        raise WindFormatError(
-            f"{', '.join(names)}: the same valid time (or overlapping times) twice"
-        )
+        raise WindFormatError(f"{', '.join(names)}: the same valid time (or overlapping times) twice")
     u, v, h = cat("u_mps"), cat("v_mps"), cat("height_m")
     assert u is not None and v is not None and h is not None
     return WindGrid(

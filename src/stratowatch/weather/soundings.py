@@ -55,9 +55,7 @@ class Sounding:
     temperature_k: FloatArray
 
 
-def wind_components(
-    speed_mps: npt.ArrayLike, direction_deg: npt.ArrayLike
-) -> tuple[FloatArray, FloatArray]:
+def wind_components(speed_mps: npt.ArrayLike, direction_deg: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """(u, v) from speed and the direction the wind blows FROM (deg clockwise from north)."""
     spd = np.asarray(speed_mps, dtype=np.float64)
     rad = np.radians(np.asarray(direction_deg, dtype=np.float64))
@@ -134,9 +132,7 @@ def _fill_ln_p(p: FloatArray, x: FloatArray, *, isa: bool) -> FloatArray:
     return out
 
 
-def profile_grid(
-    soundings: list[Sounding], source: str, notes: list[str] | None = None
-) -> WindGrid:
+def profile_grid(soundings: list[Sounding], source: str, notes: list[str] | None = None) -> WindGrid:
     """A profile :class:`WindGrid` from soundings (several become several times)."""
     notes = list(notes or [])
     soundings = sorted(soundings, key=lambda s: s.time_s)
@@ -147,9 +143,7 @@ def profile_grid(
         top = max(float(s.pressure_hpa[-1]) for s in soundings)
         allp = np.unique(np.concatenate([s.pressure_hpa for s in soundings]))[::-1]
         levels = allp[(allp <= bottom) & (allp >= top)]
-        notes.append(
-            f"{len(soundings)} soundings on the union of their levels, {bottom:g}..{top:g} hPa"
-        )
+        notes.append(f"{len(soundings)} soundings on the union of their levels, {bottom:g}..{top:g} hPa")
     times = np.array([s.time_s for s in soundings])
     if np.any(np.diff(times) <= 0):
         raise WindFormatError(f"{source}: two soundings have the same time")
@@ -336,9 +330,7 @@ def read_igra2(path: str | Path) -> tuple[list[Sounding], list[str]]:
         u, v = wind_components(arr[:, 4], arr[:, 3])
         try:
             out.append(
-                clean_profile(
-                    t0, station, lat, lon, arr[:, 0], arr[:, 1], u, v, arr[:, 2], f"{p}:{line}"
-                )
+                clean_profile(t0, station, lat, lon, arr[:, 0], arr[:, 1], u, v, arr[:, 2], f"{p}:{line}")
             )
         except WindFormatError as exc:
             skipped.append(f"{exc} (skipped)")
