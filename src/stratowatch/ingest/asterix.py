@@ -412,14 +412,15 @@ while True:
 class DecoderWorker:
     """asterix-decoder's ``parse`` in a child process, restarted after a crash or a hang."""
 
-    def __init__(self, timeout_s: float = 5.0) -> None:
+    def __init__(self, timeout_s: float = 5.0, source: str = _WORKER_SOURCE) -> None:
         self.timeout_s = timeout_s
+        self.source = source
         self._proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_SOURCE],
+            [sys.executable, "-c", self.source],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -450,7 +451,10 @@ class DecoderWorker:
                 return str(status), value
         except (OSError, ValueError, EOFError, pickle.UnpicklingError, struct.error):
             pass
-        rc = proc.poll()
+        try:
+            rc: int | None = proc.wait(timeout=1.0)  # a crashed worker has closed its pipe
+        except subprocess.TimeoutExpired:
+            rc = None
         self._kill(proc)
         self._proc = None
         self.restarts += 1
