@@ -184,9 +184,7 @@ class ObservationBatch:
 
     @classmethod
     def empty(cls) -> ObservationBatch:
-        return cls.from_arrays(
-            np.empty(0), np.empty(0, np.int8), np.empty((0, 3)), np.empty((0, 3))
-        )
+        return cls.from_arrays(np.empty(0), np.empty(0, np.int8), np.empty((0, 3)), np.empty((0, 3)))
 
     @classmethod
     def from_arrays(
@@ -207,11 +205,12 @@ class ObservationBatch:
         n = t.shape[0]
         kinds = np.broadcast_to(np.asarray(kind, dtype=np.int8), (n,)).copy()
         val = np.full((n, 3), np.nan)
-        v = np.asarray(value, dtype=np.float64).reshape(n, -1)
-        val[:, : v.shape[1]] = v
         sig = np.full((n, 3), np.nan)
-        s = np.asarray(sigma, dtype=np.float64).reshape(n, -1)
-        sig[:, : s.shape[1]] = s
+        if n:
+            v = np.asarray(value, dtype=np.float64).reshape(n, -1)
+            val[:, : v.shape[1]] = v
+            s = np.asarray(sigma, dtype=np.float64).reshape(n, -1)
+            sig[:, : s.shape[1]] = s
         return cls(
             time_s=t,
             kind=kinds,

@@ -42,9 +42,7 @@ class Pairs:
 
     def take(self, sel: npt.ArrayLike) -> Pairs:
         s = np.asarray(sel)
-        return Pairs(
-            self.track[s], self.det[s], self.d2[s], self.logdet_s[s], self.gate[s], self.dim[s]
-        )
+        return Pairs(self.track[s], self.det[s], self.d2[s], self.logdet_s[s], self.gate[s], self.dim[s])
 
 
 def gnn(pairs: Pairs) -> tuple[IntArray, IntArray]:
@@ -80,9 +78,7 @@ def gnn(pairs: Pairs) -> tuple[IntArray, IntArray]:
     return chosen, np.asarray(pairs.track[chosen])
 
 
-def cheap_jpda(
-    pairs: Pairs, p_detect: float, clutter_density: float, p_gate: float = 0.999
-) -> FloatArray:
+def cheap_jpda(pairs: Pairs, p_detect: float, clutter_density: float, p_gate: float = 0.999) -> FloatArray:
     """Marginal association probabilities beta for every pair (missed-detection mass is
     1 - sum over the track's pairs)."""
     if len(pairs) == 0:

@@ -27,9 +27,7 @@ class Frame(Protocol):
         """(n, 3, 3) rows east, north, up (frame coordinates) at positions (n, 3)."""
         ...
 
-    def from_geodetic(
-        self, lat_deg: FloatArray, lon_deg: FloatArray, alt_m: FloatArray
-    ) -> FloatArray: ...
+    def from_geodetic(self, lat_deg: FloatArray, lon_deg: FloatArray, alt_m: FloatArray) -> FloatArray: ...
 
     def to_geodetic(self, pos: FloatArray) -> FloatArray: ...
 
@@ -54,9 +52,7 @@ class EcefFrame:
         g = geo.ecef_to_geodetic(pos)
         return geo.enu_basis(g[..., 0], g[..., 1])
 
-    def from_geodetic(
-        self, lat_deg: FloatArray, lon_deg: FloatArray, alt_m: FloatArray
-    ) -> FloatArray:
+    def from_geodetic(self, lat_deg: FloatArray, lon_deg: FloatArray, alt_m: FloatArray) -> FloatArray:
         return geo.geodetic_to_ecef(lat_deg, lon_deg, alt_m)
 
     def to_geodetic(self, pos: FloatArray) -> FloatArray:
@@ -86,12 +82,8 @@ class LocalFrame:
     def enu_basis(self, pos: FloatArray) -> FloatArray:
         return np.broadcast_to(np.eye(3), (*pos.shape[:-1], 3, 3)).copy()
 
-    def from_geodetic(
-        self, lat_deg: FloatArray, lon_deg: FloatArray, alt_m: FloatArray
-    ) -> FloatArray:
-        enu = geo.geodetic_to_enu(
-            lat_deg, lon_deg, 0.0, self.origin_lat_deg, self.origin_lon_deg, 0.0
-        )
+    def from_geodetic(self, lat_deg: FloatArray, lon_deg: FloatArray, alt_m: FloatArray) -> FloatArray:
+        enu = geo.geodetic_to_enu(lat_deg, lon_deg, 0.0, self.origin_lat_deg, self.origin_lon_deg, 0.0)
         enu[..., 2] = alt_m
         return enu
 

@@ -64,8 +64,6 @@ def identity_pairs(track_identity: IntArray, det_identity: IntArray) -> tuple[In
     return order[pos[hit]].astype(np.int64), has[hit].astype(np.int64)
 
 
-def identities_compatible(
-    track_identity: IntArray, det_identity: IntArray
-) -> npt.NDArray[np.bool_]:
+def identities_compatible(track_identity: IntArray, det_identity: IntArray) -> npt.NDArray[np.bool_]:
     """A pair may associate unless both carry identities and they differ."""
     return (track_identity < 0) | (det_identity < 0) | (track_identity == det_identity)

@@ -13,9 +13,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-def predict(
-    x: FloatArray, P: FloatArray, F: FloatArray, Q: FloatArray
-) -> tuple[FloatArray, FloatArray]:
+def predict(x: FloatArray, P: FloatArray, F: FloatArray, Q: FloatArray) -> tuple[FloatArray, FloatArray]:
     """x' = F x ;  P' = F P F^T + Q."""
     x_pred = np.einsum("...ij,...j->...i", F, x)
     P_pred = F @ P @ np.swapaxes(F, -1, -2) + Q

@@ -89,9 +89,7 @@ def build_sets(
     return out
 
 
-def _point_positions(
-    batch: ObservationBatch, idx: IntArray, frame: Frame
-) -> tuple[FloatArray, FloatArray]:
+def _point_positions(batch: ObservationBatch, idx: IntArray, frame: Frame) -> tuple[FloatArray, FloatArray]:
     v = batch.value[idx]
     local = batch.kind[idx] == MeasurementKind.LOCAL_XYZ
     pos = np.empty((idx.size, 3))
@@ -205,12 +203,8 @@ def _sites(batch: ObservationBatch, idx: IntArray, sensors: Mapping[str, Sensor]
             table[i] = (s.lat_deg, s.lon_deg, s.alt_m)
     sites = table[batch.sensor_index[idx]]
     if np.any(~np.isfinite(sites[:, 0])):
-        missing = sorted(
-            {batch.sensor_ids[i] for i in batch.sensor_index[idx][~np.isfinite(sites[:, 0])]}
-        )
-        raise MeasurementError(
-            f"radar plots from sensors without a known site: {', '.join(missing)}"
-        )
+        missing = sorted({batch.sensor_ids[i] for i in batch.sensor_index[idx][~np.isfinite(sites[:, 0])]})
+        raise MeasurementError(f"radar plots from sensors without a known site: {', '.join(missing)}")
     return sites
 
 

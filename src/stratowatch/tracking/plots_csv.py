@@ -93,9 +93,7 @@ def read_plots_csv(path: str | Path, quarantine: bool = False) -> Plots:
     use = good[ok]
     num = numeric[ok]
     sensors_raw = (
-        np.asarray(cols[header.index("sensor_id")], dtype=object)[ok]
-        if good.size
-        else np.empty(0, object)
+        np.asarray(cols[header.index("sensor_id")], dtype=object)[ok] if good.size else np.empty(0, object)
     )
     sensor_ids, sensor_index = (
         np.unique(sensors_raw.astype(str), return_inverse=True)

@@ -51,9 +51,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Sensor kinds that report only cooperative targets: their silence is no evidence of absence.
-COOPERATIVE_KINDS = frozenset(
-    {"adsb", "modes", "aprs", "radiosonde", "sonde", "wspr", "sighting", "partner"}
-)
+COOPERATIVE_KINDS = frozenset({"adsb", "modes", "aprs", "radiosonde", "sonde", "wspr", "sighting", "partner"})
 
 
 def default_switching_rates(models: Sequence[MotionModel]) -> FloatArray:
@@ -160,14 +158,27 @@ class Tracker:
         self.last_stats = StepStats()
 
     # ------------------------------------------------------------------ public API
-    def step(self, time_s: float, observations: Sequence[Observation]) -> list[Track]:
+    def step(
+        self, time_s: float, observations: Sequence[Observation], scanned: Sequence[str] = ()
+    ) -> list[Track]:
         """Process observations up to ``time_s``; return the reported tracks at ``time_s``."""
         batch = ObservationBatch.from_observations(observations, self.identities)
-        return self.to_tracks(self.step_batch(time_s, batch))
+        return self.to_tracks(self.step_batch(time_s, batch, scanned))
 
-    def step_batch(self, time_s: float, batch: ObservationBatch) -> TrackTable:
-        """Columnar fast path of :meth:`step`: returns the reported tracks as a TrackTable."""
+    def step_batch(self, time_s: float, batch: ObservationBatch, scanned: Sequence[str] = ()) -> TrackTable:
+        """Columnar fast path of :meth:`step`: returns the reported tracks as a TrackTable.
+
+        ``scanned`` names sensors that completed a scan in this step without any plot (a radar's
+        north marker with an empty sweep): their silence counts as a miss where they cover.
+        """
         self.last_stats = StepStats(observations=len(batch))
+        seen = set(batch.sensor_ids[i] for i in np.unique(batch.sensor_index)) if len(batch) else set()
+        for sid in scanned:
+            if sid not in seen and len(self.tracks):
+                self.sensors.setdefault(sid, Sensor(sensor_id=sid))
+                empty = ObservationBatch.empty()
+                empty.sensor_ids = [sid]
+                self._count_misses(sid, empty, float(time_s), np.zeros(len(self.tracks), bool))
         for sid in batch.sensor_ids:
             if sid not in self.sensors:
                 self.sensors[sid] = Sensor(sensor_id=sid)
@@ -190,9 +201,7 @@ class Tracker:
         tr = self.tracks
         sel = np.ones(len(tr), bool)
         if reported_only:
-            sel = (tr.status != TrackStatus.TENTATIVE) & (
-                tr.misses_run <= self.config.report_max_misses
-            )
+            sel = (tr.status != TrackStatus.TENTATIVE) & (tr.misses_run <= self.config.report_max_misses)
         idx = np.flatnonzero(sel)
         dt = np.maximum(time_s - tr.t_s[idx], 0.0)
         xc0, _ = tr.combined()
@@ -289,10 +298,7 @@ class Tracker:
             first = np.maximum.accumulate(np.where(start, np.arange(order.size), 0))
             rank[order] = np.arange(order.size) - first
         period = np.array(
-            [
-                self.sensors[s].update_period_s if s in self.sensors else np.inf
-                for s in batch.sensor_ids
-            ]
+            [self.sensors[s].update_period_s if s in self.sensors else np.inf for s in batch.sensor_ids]
         )[batch.sensor_index]
         t0 = batch.time_s.min()
         tbin = np.where(
@@ -367,17 +373,11 @@ class Tracker:
         zhat, H = predict_measurement(ms, row, x_m, self.frame)
         nu = innovation(ms, row, zhat)
         S = H @ P_m @ np.swapaxes(H, -1, -2) + ms.R[row]
-        d2 = (
-            np.einsum("pi,pi->p", nu, np.linalg.solve(S, nu[..., None])[..., 0])
-            if trk.size
-            else np.empty(0)
-        )
+        d2 = np.einsum("pi,pi->p", nu, np.linalg.solve(S, nu[..., None])[..., 0]) if trk.size else np.empty(0)
         gate = gating.chi2_gate(cfg.gate_probability, ms.dim)
         keep = (d2 < gate) | forced
         _, logdet = np.linalg.slogdet(S) if trk.size else (None, np.empty(0))
-        return _Scored(
-            ms, trk[keep], row[keep], _take_pred(pred, keep), forced[keep], d2[keep], logdet[keep]
-        )
+        return _Scored(ms, trk[keep], row[keep], _take_pred(pred, keep), forced[keep], d2[keep], logdet[keep])
 
     def _associate_and_update(
         self, scored: list[_Scored], sub: ObservationBatch
@@ -392,9 +392,7 @@ class Tracker:
             else np.empty(0, np.int64)
         )
         pair_row = (
-            np.concatenate([np.arange(s.trk.size) for s in scored])
-            if scored
-            else np.empty(0, np.int64)
+            np.concatenate([np.arange(s.trk.size) for s in scored]) if scored else np.empty(0, np.int64)
         )
         trk = np.concatenate([s.trk for s in scored]) if scored else np.empty(0, np.int64)
         det = np.concatenate([s.ms.det[s.row] for s in scored]) if scored else np.empty(0, np.int64)
@@ -427,9 +425,7 @@ class Tracker:
         # 2. confirmed tracks
         stage1 = np.flatnonzero(free & confirmed)
         if cfg.association == "jpda" and stage1.size:
-            beta = association.cheap_jpda(
-                pairs.take(stage1), cfg.p_detect, cfg.clutter_density_per_m3
-            )
+            beta = association.cheap_jpda(pairs.take(stage1), cfg.p_detect, cfg.clutter_density_per_m3)
             got = np.bincount(pairs.det[stage1], weights=beta, minlength=len(sub))
             self._pda_update(scored, set_of[stage1], pair_row[stage1], pairs.track[stage1], beta)
             updated[np.unique(pairs.track[stage1])] = True
@@ -540,9 +536,7 @@ class Tracker:
         dx = np.zeros((uniq.size, m, 6))
         np.add.at(dx, inv, b[:, None, None] * delta)
         corr = np.zeros((uniq.size, m, 6, 6))
-        np.add.at(
-            corr, inv, b[:, None, None, None] * (np.einsum("pmi,pmj->pmij", delta, delta) - ksk)
-        )
+        np.add.at(corr, inv, b[:, None, None, None] * (np.einsum("pmi,pmj->pmij", delta, delta) - ksk))
         x_new = x0 + dx
         P_new = P0 + corr - np.einsum("umi,umj->umij", dx, dx)
         P_new = 0.5 * (P_new + np.swapaxes(P_new, -1, -2))
@@ -581,9 +575,7 @@ class Tracker:
         tr.identity[t[take_id]] = identity[take_id]
         tr.sensor_mask[t] |= self._sensor_bit_array(sub, det_rows)
 
-    def _sensor_bit_array(
-        self, sub: ObservationBatch, det_rows: IntArray
-    ) -> npt.NDArray[np.uint64]:
+    def _sensor_bit_array(self, sub: ObservationBatch, det_rows: IntArray) -> npt.NDArray[np.uint64]:
         bits = np.array([self._sensor_bit(s) for s in sub.sensor_ids], dtype=np.uint64)
         return np.left_shift(np.uint64(1), bits[sub.sensor_index[det_rows]])
 
@@ -592,9 +584,7 @@ class Tracker:
             self._sensor_bits[sensor_id] = min(len(self._sensor_bits), 63)
         return self._sensor_bits[sensor_id]
 
-    def _count_misses(
-        self, sensor_id: str, sub: ObservationBatch, t_ref: float, updated: BoolArray
-    ) -> None:
+    def _count_misses(self, sensor_id: str, sub: ObservationBatch, t_ref: float, updated: BoolArray) -> None:
         """A track not updated by this sub-scan counts a miss only where the sensor could have
         seen it: a non-cooperative sensor, within range, within the swept azimuths, and not
         already seen during this revisit."""
@@ -698,12 +688,9 @@ class Tracker:
         coast = np.where(balloonish, cfg.max_coast_balloon_s, cfg.max_coast_s)
         age = time_s - tr.t_s
         sigma = np.sqrt(
-            np.trace(Pc[:, :3, :3], axis1=1, axis2=2)
-            + np.trace(Pc[:, 3:, 3:], axis1=1, axis2=2) * age * age
+            np.trace(Pc[:, :3, :3], axis1=1, axis2=2) + np.trace(Pc[:, 3:, 3:], axis1=1, axis2=2) * age * age
         )
-        lost = conf & (
-            (tr.misses_run >= cfg.max_misses) | (age > coast) | (sigma > cfg.max_position_sigma_m)
-        )
+        lost = conf & ((tr.misses_run >= cfg.max_misses) | (age > coast) | (sigma > cfg.max_position_sigma_m))
         tent_old = tent & ~confirm & (age > coast)
         tr.status[conf & (tr.misses_run > 0)] = TrackStatus.COASTING
         tr.status[conf & (tr.misses_run == 0)] = TrackStatus.CONFIRMED
