@@ -60,7 +60,7 @@ def test_ground_sighting_ignores_altitude():
     (ms,) = build_sets(batch, frame, {}, (15e3, 8e3))
     assert ms.family == "ground2"
     above = geo.geodetic_to_ecef(45.78, -108.5, 18_000.0)
-    zhat, H = predict_measurement(ms, np.zeros(1, np.int64), np.r_[above, 0, 0, 0][None], frame)
+    zhat, _H = predict_measurement(ms, np.zeros(1, np.int64), np.r_[above, 0, 0, 0][None], frame)
     assert np.allclose(innovation(ms, np.zeros(1, np.int64), zhat), 0.0, atol=1e-6)
     # moving the target 1 km east moves the prediction 1 km east
     east = geo.enu_to_ecef([1000.0, 0, 18_000.0], 45.78, -108.5, 0.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stratowatch import geo
-from stratowatch.model import MeasurementKind, Observation, ObservationBatch, ObjectClass, Sensor, TrackStatus
+from stratowatch.model import MeasurementKind, ObjectClass, Observation, ObservationBatch, Sensor, TrackStatus
 from stratowatch.tracking import Tracker, TrackerConfig, local_tracker
 
 SIG = np.array([150.0, 300.0])
