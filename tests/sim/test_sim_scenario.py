@@ -138,9 +138,7 @@ def test_radar_detection_probability_per_class(scenario: Scenario) -> None:
     )
     all_scans = all_scans[all_scans <= CONFIG.start_time_s + CONFIG.duration_s]
     lat, lon, alt, _v, alive = scenario.truth.sample(all_scans)
-    polar = geo.ecef_to_polar(
-        geo.geodetic_to_ecef(lat, lon, alt), spec.lat_deg, spec.lon_deg, spec.alt_m
-    )
+    polar = geo.ecef_to_polar(geo.geodetic_to_ecef(lat, lon, alt), spec.lat_deg, spec.lon_deg, spec.alt_m)
     visible = alive & (polar[..., 0] <= spec.max_range_m) & (polar[..., 0] >= spec.min_range_m)
     visible &= (polar[..., 2] >= spec.min_elevation_deg) & (polar[..., 2] <= spec.max_elevation_deg)
     is_balloon = scenario.truth.object_class == ObjectClass.BALLOON
@@ -177,10 +175,7 @@ def test_adsb_and_aprs_reports(scenario: Scenario) -> None:
     assert all(t >= appear and o.identity == "aprs:N0CALL-11" for t, o in aprs)
     # radar plots never carry identities (primary radar)
     assert all(
-        o.identity is None
-        for _, obs in scenario.scans
-        for o in obs
-        if o.kind == MeasurementKind.POLAR
+        o.identity is None for _, obs in scenario.scans for o in obs if o.kind == MeasurementKind.POLAR
     )
 
 
@@ -206,9 +201,7 @@ def test_deterministic_with_a_seed() -> None:
         (t, [o.value for o in obs]) for t, obs in b.scans
     ]
     c = generate_scenario(ScenarioConfig(seed=12, duration_s=600.0, n_aircraft=4))
-    assert [o.value for _, obs in a.scans for o in obs] != [
-        o.value for _, obs in c.scans for o in obs
-    ]
+    assert [o.value for _, obs in a.scans for o in obs] != [o.value for _, obs in c.scans for o in obs]
     # more aircraft do not change the balloons (independent random streams)
     d = generate_scenario(ScenarioConfig(seed=11, duration_s=600.0, n_aircraft=9))
     np.testing.assert_array_equal(a.targets[0].lat_deg, d.targets[0].lat_deg)
@@ -223,3 +216,22 @@ def test_truth_at_selects_observable_targets(scenario: Scenario) -> None:
     assert len(every) >= len(pts)
     for tid, lat in zip(pts.target_id.tolist(), pts.lat_deg.tolist(), strict=True):
         assert scenario.targets[tid].lat_deg.min() <= lat <= scenario.targets[tid].lat_deg.max()
+
+
+def test_large_episodes_coarsen_the_truth_grid() -> None:
+    cfg = ScenarioConfig(seed=2, duration_s=1800.0, n_aircraft=6, max_grid_cells=5000)
+    assert cfg.grid_step_s == 3.0  # 1800 s x 8 targets / 5000 cells, rounded up
+    s = generate_scenario(cfg)
+    assert np.all(np.diff(s.truth.time_s) == 3.0)
+    # plots at scan times between grid steps still sit on the (interpolated) truth
+    spec = DEFAULT_RADARS[0]
+    times, values, labels = _polar_labels(s, spec.sensor_id)
+    det = labels >= 0
+    assert np.any((times[det] - cfg.start_time_s) % 3.0 != 0)
+    lat, lon, alt, _v, _alive = s.truth.sample(times[det])
+    rows = np.arange(det.sum())
+    cols = labels[det]
+    ecef = geo.geodetic_to_ecef(lat[rows, cols], lon[rows, cols], alt[rows, cols])
+    polar = geo.ecef_to_polar(ecef, spec.lat_deg, spec.lon_deg, spec.alt_m)
+    z = (values[det, 0] - polar[:, 0]) / spec.sigma_range_m
+    assert abs(z.mean()) < 0.2 and abs(z.std() - 1.0) < 0.15

@@ -94,9 +94,7 @@ def gospa(
     no_pairs = np.empty(0, np.int64)
     if len(x) == 0 or len(y) == 0:
         missed, false = half * len(x), half * len(y)
-        return GospaStep(
-            (missed + false) ** (1.0 / p), 0.0, missed, false, no_pairs, no_pairs, np.empty(0)
-        )
+        return GospaStep((missed + false) ** (1.0 / p), 0.0, missed, false, no_pairs, no_pairs, np.empty(0))
     dist = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(axis=2))
     rows, cols = linear_sum_assignment(np.minimum(dist, c_m) ** p)
     d = dist[rows, cols]
@@ -182,9 +180,7 @@ class ScoreResult:
         order = np.lexsort((combos[:, 1], -counts, combos[:, 0]))
         first = order[np.r_[True, np.diff(combos[order, 0]) != 0]]
         return [
-            TrackMatch(
-                int(combos[i, 0]), int(combos[i, 1]), int(counts[i]), float(sums[i] / counts[i])
-            )
+            TrackMatch(int(combos[i, 0]), int(combos[i, 1]), int(counts[i]), float(sums[i] / counts[i]))
             for i in first.tolist()
         ]
 
@@ -205,9 +201,7 @@ class ScoreResult:
             "alpha": 2,
             "n_times": n,
             "gospa_mean_m": mean(self.distance_m),
-            "gospa_rms_over_time_m": float(np.sqrt(np.mean(self.distance_m**2)))
-            if n
-            else float("nan"),
+            "gospa_rms_over_time_m": float(np.sqrt(np.mean(self.distance_m**2))) if n else float("nan"),
             "localisation_mean_pth": mean(self.localisation_pth),
             "missed_mean_pth": mean(self.missed_pth),
             "false_mean_pth": mean(self.false_pth),
@@ -229,9 +223,7 @@ class ScoreResult:
         }
 
 
-def score_tracks(
-    truth: PointSet, tracks: PointSet, c_m: float = 1000.0, p: float = 2.0
-) -> ScoreResult:
+def score_tracks(truth: PointSet, tracks: PointSet, c_m: float = 1000.0, p: float = 2.0) -> ScoreResult:
     """GOSPA at every time present in either set, and the continuity pairs behind it."""
     if not (c_m > 0 and np.isfinite(c_m)) or not (p >= 1 and np.isfinite(p)):
         raise ValueError(f"GOSPA needs c > 0 and p >= 1, got c={c_m}, p={p}")
@@ -270,9 +262,7 @@ def score_tracks(
             pair_track.append(r_ids[c + step.track_index])
             pair_dist.append(step.pair_distance_m)
 
-    def cat(
-        parts: list[npt.NDArray[np.float64]] | list[IntArray], dtype: type
-    ) -> npt.NDArray[np.generic]:
+    def cat(parts: list[npt.NDArray[np.float64]] | list[IntArray], dtype: type) -> npt.NDArray[np.generic]:
         return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
 
     return ScoreResult(

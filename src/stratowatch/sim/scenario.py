@@ -76,8 +76,18 @@ class ScenarioConfig:
     radar_report_every: int = 1
     clutter_scale: float = 1.0
     dt_s: float = 1.0
+    max_grid_cells: int = 2_000_000
     radars: tuple[RadarSpec, ...] = DEFAULT_RADARS
     region: Region = field(default_factory=Region)
+
+    @property
+    def grid_step_s(self) -> float:
+        """The truth grid's step: ``dt_s``, coarsened (whole seconds) so that the grid holds at
+        most ``max_grid_cells`` (steps x targets) values per quantity; truth between steps is
+        interpolated linearly, for the reports and the scoring alike."""
+        n_targets = self.n_aircraft + 2
+        needed = self.duration_s * n_targets / max(self.max_grid_cells, 1)
+        return float(max(self.dt_s, np.ceil(needed)))
 
     @property
     def second_balloon_s(self) -> float:
@@ -192,9 +202,7 @@ def _aircraft_identities(
 ) -> tuple[list[str | None], list[str | None]]:
     has = rng.random(n) < fraction
     canadian = rng.random(n) < 0.4
-    address = np.where(
-        canadian, rng.integers(0xC00001, 0xC3FFFF, n), rng.integers(0xA00001, 0xADF7C7, n)
-    )
+    address = np.where(canadian, rng.integers(0xC00001, 0xC3FFFF, n), rng.integers(0xA00001, 0xADF7C7, n))
     airline = rng.integers(0, 1 << 16, n)
     flight = rng.integers(1, 9999, n)
     idents: list[str | None] = []
@@ -216,15 +224,15 @@ def _aircraft_identities(
 def generate_scenario(config: ScenarioConfig | None = None) -> Scenario:
     """Simulate one episode (deterministic for a given config, seed included)."""
     cfg = config or ScenarioConfig()
-    streams = [
-        np.random.default_rng(s)
-        for s in np.random.SeedSequence(cfg.seed).spawn(4 + len(cfg.radars))
-    ]
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4 + len(cfg.radars))]
     rng_balloon, rng_aircraft, rng_ident, rng_reports = streams[:4]
     rng_radars = streams[4:]
 
-    n_steps = int(np.floor(cfg.duration_s / cfg.dt_s + 1e-9)) + 1
-    grid_t = cfg.start_time_s + cfg.dt_s * np.arange(n_steps, dtype=np.float64)
+    dt = cfg.grid_step_s
+    if dt != cfg.dt_s:
+        log.info("truth grid step raised from %g s to %g s to bound memory", cfg.dt_s, dt)
+    n_steps = int(np.floor(cfg.duration_s / dt + 1e-9)) + 1
+    grid_t = cfg.start_time_s + dt * np.arange(n_steps, dtype=np.float64)
     balloons = cfg.balloons()
     truth = build_truth(rng_balloon, rng_aircraft, grid_t, balloons, cfg.n_aircraft, cfg.region)
     ac_ident, ac_calls = _aircraft_identities(rng_ident, cfg.n_aircraft, cfg.adsb_fraction)
@@ -296,8 +304,7 @@ def generate_scenario(config: ScenarioConfig | None = None) -> Scenario:
 
     scans, scan_targets = _group_scans(batches)
     targets = tuple(
-        _target_truth(truth, i, names[i], identities[i], callsigns[i])
-        for i in range(truth.n_targets)
+        _target_truth(truth, i, names[i], identities[i], callsigns[i]) for i in range(truth.n_targets)
     )
     log.info(
         "scenario seed %d: %d targets, %d sensors, %d scans, %d observations",

@@ -304,9 +304,7 @@ def simulate_geodetic_reports(
         time_s=times_s[si],
         target=targets[ti].astype(np.int64),
         value=value,
-        sigma=np.broadcast_to(
-            np.array([sensor.sigma_h_m, sensor.sigma_v_m, np.nan]), (si.size, 3)
-        ).copy(),
+        sigma=np.broadcast_to(np.array([sensor.sigma_h_m, sensor.sigma_v_m, np.nan]), (si.size, 3)).copy(),
         velocity_enu_mps=v,
         velocity_sigma_mps=float("nan") if velocity_sigma_mps is None else velocity_sigma_mps,
     )

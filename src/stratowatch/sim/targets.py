@@ -49,9 +49,7 @@ class Region:
     lon_min_deg: float = -116.0
     lon_max_deg: float = -104.0
 
-    def contains(
-        self, lat_deg: FloatArray, lon_deg: FloatArray, margin_deg: float = 0.0
-    ) -> BoolArray:
+    def contains(self, lat_deg: FloatArray, lon_deg: FloatArray, margin_deg: float = 0.0) -> BoolArray:
         return np.asarray(
             (lat_deg >= self.lat_min_deg - margin_deg)
             & (lat_deg <= self.lat_max_deg + margin_deg)
@@ -181,10 +179,7 @@ def _segment_index(bounds_s: FloatArray, tau_s: FloatArray) -> IntArray:
     flattened bounds stay sorted.
     """
     n_t, k = bounds_s.shape
-    span = (
-        float(max(np.nanmax(np.abs(bounds_s)) if bounds_s.size else 0.0, np.max(np.abs(tau_s)))) * 2
-        + 1.0
-    )
+    span = float(max(np.nanmax(np.abs(bounds_s)) if bounds_s.size else 0.0, np.max(np.abs(tau_s)))) * 2 + 1.0
     offset = np.arange(n_t, dtype=np.float64) * span
     flat = (bounds_s + offset[:, None]).reshape(-1)
     idx = np.searchsorted(flat, tau_s + offset[None, :], side="right")
@@ -246,12 +241,8 @@ def simulate_aircraft(
     seg = _segment_index(bounds, np.maximum(tau, 0.0))
     turning = (seg % 2 == 1) & (tau >= 0) & (seg < 2 * n_legs)
     leg = np.minimum(seg // 2, n_legs - 1)
-    turn_rate = np.where(
-        turning, np.sign(np.take_along_axis(turn_deg.T, leg, axis=0)) * rate_dps, 0.0
-    )
-    heading = heading0[None, :] + np.vstack(
-        [np.zeros((1, n)), np.cumsum(turn_rate[:-1] * dt, axis=0)]
-    )
+    turn_rate = np.where(turning, np.sign(np.take_along_axis(turn_deg.T, leg, axis=0)) * rate_dps, 0.0)
+    heading = heading0[None, :] + np.vstack([np.zeros((1, n)), np.cumsum(turn_rate[:-1] * dt, axis=0)])
     moving = tau >= 0
     hr = np.radians(heading)
     east = np.where(moving, speed * np.sin(hr), 0.0)
@@ -295,9 +286,7 @@ def simulate_balloons(
     phases = rng.uniform(0.0, 2 * np.pi, (3, n))
 
     tau = (time_s - time_s[0])[:, None] - appear[None, :]  # time since appearance
-    heading = (
-        h0 + turn_dph * tau / 3600.0 + sway_deg * np.sin(2 * np.pi * tau / sway_period + phases[0])
-    )
+    heading = h0 + turn_dph * tau / 3600.0 + sway_deg * np.sin(2 * np.pi * tau / sway_period + phases[0])
     speed = np.clip(s0 + s1 * np.sin(2 * np.pi * tau / speed_period + phases[1]), 10.0, 40.0)
     w_z = 2 * np.pi / z_period
     alt = z0 + z_amp * np.sin(w_z * tau + phases[2])
