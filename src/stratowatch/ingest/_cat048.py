@@ -307,16 +307,10 @@ _IA5 = np.frombuffer(
 )
 
 
-def decode_cat048(
-    data: bytes | U8, block_start: npt.ArrayLike, block_end: npt.ArrayLike
-) -> Cat048Records:
+def decode_cat048(data: bytes | U8, block_start: npt.ArrayLike, block_end: npt.ArrayLike) -> Cat048Records:
     """Decode every record of the CAT048 data blocks whose payloads (after CAT and LEN) span
     ``data[block_start[i]:block_end[i]]``."""
-    buf = (
-        np.frombuffer(data, dtype=np.uint8)
-        if isinstance(data, bytes | bytearray | memoryview)
-        else data
-    )
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
     # Pad so gathers near the end never index out of range for a truncated (errored) record.
     padded = np.concatenate([buf, np.zeros(8, np.uint8)])
     start, length, block, err, off = walk(padded, np.asarray(block_start), np.asarray(block_end))
@@ -476,9 +470,7 @@ def encode_cat048(
         if h_addr:
             parts.append(be(addr[idx] & 0xFFFFFF, 3))
         if h_cs:
-            chars = np.frombuffer(np.ascontiguousarray(cs[idx]).tobytes(), dtype=np.uint8).reshape(
-                m, 8
-            )
+            chars = np.frombuffer(np.ascontiguousarray(cs[idx]).tobytes(), dtype=np.uint8).reshape(m, 8)
             codes = _IA5_CODE[chars]
             codes = np.where(chars == 0, 32, codes)
             packed = np.zeros(m, dtype=np.int64)

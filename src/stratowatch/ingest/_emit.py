@@ -54,9 +54,7 @@ class FieldError(ValueError):
         self.reason = reason
 
 
-def parse_float(
-    text: str | None, field: str, *, lo: float = -math.inf, hi: float = math.inf
-) -> float:
+def parse_float(text: str | None, field: str, *, lo: float = -math.inf, hi: float = math.inf) -> float:
     """A finite number within [lo, hi]; raises FieldError naming the field otherwise."""
     if text is None or not text.strip():
         raise FieldError(field, "missing value")
@@ -119,7 +117,7 @@ def csv_rows(stream: IO[bytes], out: Emitter) -> Iterator[tuple[int, bytes, dict
             header = [f.strip().lower() for f in fields_]
             continue
         if len(fields_) != len(header):
-            out.quarantine(number, f"expected {len(header)} fields, got {len(fields_)}", line_bytes)
+            out.quarantine(number, f"wrong number of fields (the header has {len(header)})", line_bytes)
             continue
         yield number, line_bytes, dict(zip(header, (f.strip() for f in fields_), strict=True))
 

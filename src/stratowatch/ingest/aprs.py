@@ -63,11 +63,17 @@ def packet_time(raw_ts: str | None, day: date | None) -> float | None:
         if raw_ts[6] == "h":
             return datetime(day.year, day.month, day.day, a, b, c, tzinfo=UTC).timestamp()
         if raw_ts[6] == "z":
-            t = datetime(day.year, day.month, a, b, c, tzinfo=UTC)
-            if t.date() > day + timedelta(days=15):  # day of month from the previous month
-                prev = day.replace(day=1) - timedelta(days=1)
-                t = datetime(prev.year, prev.month, a, b, c, tzinfo=UTC)
-            return t.timestamp()
+            # Day of month: the latest such day not more than a day after the stated date.
+            year, month = day.year, day.month
+            for _ in range(3):
+                try:
+                    t = datetime(year, month, a, b, c, tzinfo=UTC)
+                except ValueError:
+                    t = None
+                if t is not None and t.date() <= day + timedelta(days=1):
+                    return t.timestamp()
+                year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+            return None
     except ValueError:
         return None
     return None
@@ -111,15 +117,9 @@ class AprsReader:
             if lat is None or lon is None:
                 out.message(f"aprs_{parsed.get('format', 'other')}")
                 continue
-            t = (
-                rx_time
-                if rx_time is not None
-                else packet_time(parsed.get("raw_timestamp"), ctx.date_utc)
-            )
+            t = rx_time if rx_time is not None else packet_time(parsed.get("raw_timestamp"), ctx.date_utc)
             if t is None:
-                out.quarantine(
-                    number, "aprs: no receive time and no zulu packet time", line, "time"
-                )
+                out.quarantine(number, "aprs: no receive time and no zulu packet time", line, "time")
                 continue
             if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
                 out.quarantine(number, "aprs: position out of range", line, "position")

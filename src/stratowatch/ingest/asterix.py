@@ -88,9 +88,7 @@ NOMINAL_ALT_M = 10_000.0
 #: Altitude band (0..ALT_SPAN_M) over which a height-less plot may lie (m).
 ALT_SPAN_M = 20_000.0
 #: Default accuracies when the sensor is not registered.
-DEFAULT_RADAR = Sensor(
-    "asterix", kind="radar", sigma_range_m=70.0, sigma_azimuth_deg=0.08, sigma_v_m=150.0
-)
+DEFAULT_RADAR = Sensor("asterix", kind="radar", sigma_range_m=70.0, sigma_azimuth_deg=0.08, sigma_v_m=150.0)
 DEFAULT_TRACK_SIGMA_H_M = 150.0
 DEFAULT_TRACK_SIGMA_V_M = 100.0
 DEFAULT_TRACK_SIGMA_VEL_MPS = 5.0
@@ -307,9 +305,7 @@ def _plausible(data: bytes, p: int, stop: int, *, strict: bool) -> bool:
     if data[p] not in KNOWN_CATEGORIES:
         return False
     nxt = p + n
-    return nxt == stop or (
-        data[nxt] in KNOWN_CATEGORIES and _plausible(data, nxt, stop, strict=False)
-    )
+    return nxt == stop or (data[nxt] in KNOWN_CATEGORIES and _plausible(data, nxt, stop, strict=False))
 
 
 def sniff(head: bytes) -> bool:
@@ -355,25 +351,19 @@ class TimeAnchor:
         finite = np.isfinite(tod)
         if self.date_utc is None and np.isfinite(pkt[finite]).all():
             t = np.floor(pkt / _SECONDS_PER_DAY) * _SECONDS_PER_DAY + tod
-            t += _SECONDS_PER_DAY * ((pkt - t) > _HALF_DAY) - _SECONDS_PER_DAY * (
-                (t - pkt) > _HALF_DAY
-            )
+            t += _SECONDS_PER_DAY * ((pkt - t) > _HALF_DAY) - _SECONDS_PER_DAY * ((t - pkt) > _HALF_DAY)
             out[finite] = t[finite]
             return out
         if self.date_utc is None:
             if not self._warned:
-                log.warning(
-                    "ASTERIX times of day anchored to today's UTC date; state the date (--date)"
-                )
+                log.warning("ASTERIX times of day anchored to today's UTC date; state the date (--date)")
                 self._warned = True
             today = datetime.now(UTC).date()
             self.date_utc = today
             self._day0 = datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp()
         vals = tod[finite]
         if vals.size:
-            prev = np.concatenate(
-                [[self._last_tod if math.isfinite(self._last_tod) else vals[0]], vals[:-1]]
-            )
+            prev = np.concatenate([[self._last_tod if math.isfinite(self._last_tod) else vals[0]], vals[:-1]])
             d = vals - prev
             days = self._days + np.cumsum(
                 (d < -_HALF_DAY).astype(np.int64) - (d > _HALF_DAY).astype(np.int64)
@@ -441,11 +431,7 @@ class DecoderWorker:
         try:
             proc.stdin.write(struct.pack(">I", len(block)) + block)
             head = self._read(proc, 4, self.timeout_s)
-            body = (
-                self._read(proc, struct.unpack(">I", head)[0], self.timeout_s)
-                if len(head) == 4
-                else b""
-            )
+            body = self._read(proc, struct.unpack(">I", head)[0], self.timeout_s) if len(head) == 4 else b""
             if len(head) == 4:
                 status, value = pickle.loads(body)
                 return str(status), value
@@ -518,9 +504,7 @@ class AsterixReader:
 
     name = "asterix"
 
-    def __init__(
-        self, registry: SensorRegistry = EMPTY_REGISTRY, decoder_timeout_s: float = 5.0
-    ) -> None:
+    def __init__(self, registry: SensorRegistry = EMPTY_REGISTRY, decoder_timeout_s: float = 5.0) -> None:
         self.registry = registry
         self.decoder_timeout_s = decoder_timeout_s
 
@@ -534,9 +518,7 @@ class AsterixReader:
             if is_capture(data[:4]):
                 for pkt in iter_packets(data):
                     if pkt.payload is None:
-                        if pkt.problem.startswith("truncated pcap") or pkt.problem.startswith(
-                            "bad pcapng"
-                        ):
+                        if pkt.problem.startswith("truncated pcap") or pkt.problem.startswith("bad pcapng"):
                             out.quarantine(pkt.index, f"capture: {pkt.problem}", pkt.raw, "pcap")
                         else:
                             out.message("pcap_packet_not_asterix_udp")
@@ -565,9 +547,7 @@ class _Session:
         self.out = out
         self.anchor = anchor
         self.worker = worker
-        self._pending: list[
-            tuple[bytes, int, int, float, int]
-        ] = []  # buffer, start, end, pkt time, position
+        self._pending: list[tuple[bytes, int, int, float, int]] = []  # buffer, start, end, pkt time, position
 
     def feed(self, buf: bytes, packet_time_s: float, packet_index: int | None) -> None:
         for cat, start, end in frame_blocks(buf):
@@ -618,9 +598,7 @@ class _Session:
         ok = recs.error == 0
         has_pos = ok & np.isfinite(recs.rho_nm)
         has_height = recs.fl_valid & ~recs.fl_garbled & np.isfinite(recs.flight_level)
-        raw_ids = [
-            f"asterix:{a}/{b}" for a, b in zip(recs.sac.tolist(), recs.sic.tolist(), strict=True)
-        ]
+        raw_ids = [f"asterix:{a}/{b}" for a, b in zip(recs.sac.tolist(), recs.sic.tolist(), strict=True)]
         # Per-sensor constants (few sensors, many records).
         sensors: dict[str, tuple[str, frozenset[str], str, Sensor | None]] = {}
         for rid in set(raw_ids):
@@ -720,9 +698,7 @@ class _Session:
                 log.debug("CAT%03d record at %s: %s", cat, pos, e)
                 hexdata = rec.get("hexdata")
                 rraw = bytes.fromhex(hexdata) if isinstance(hexdata, str) else raw
-                self.out.quarantine(
-                    pos, f"CAT{cat:03d} record has invalid values", rraw, f"CAT{cat:03d}"
-                )
+                self.out.quarantine(pos, f"CAT{cat:03d} record has invalid values", rraw, f"CAT{cat:03d}")
         if used != len(raw) - 3:
             # Bytes the library did not account for as records (undecodable tail).
             self.out.quarantine(pos, "ASTERIX data block has undecodable bytes", raw, "LEN")
@@ -770,9 +746,7 @@ class _Session:
             return
         lat, lon = _val(rec, "I105", "Lat"), _val(rec, "I105", "Lon")
         if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            self.out.quarantine(
-                pos, "CAT062 track without a valid I105 WGS-84 position", raw, "I105"
-            )
+            self.out.quarantine(pos, "CAT062 track without a valid I105 WGS-84 position", raw, "I105")
             return
         alt_ft = _val(rec, "I130", "Alt")
         if alt_ft is None:
@@ -863,11 +837,7 @@ class _Session:
         sig_h = sensor.sigma_h_m if sensor else DEFAULT_ADSB_SIGMA_H_M
         sig_v = sensor.sigma_v_m if sensor else DEFAULT_ADSB_SIGMA_V_M
         addr = _val(rec, "I080", "TAddr")
-        identity = (
-            f"icao:{addr.upper()}"
-            if isinstance(addr, str) and _val(rec, "I040", "ATP") == 0
-            else None
-        )
+        identity = f"icao:{addr.upper()}" if isinstance(addr, str) and _val(rec, "I040", "ATP") == 0 else None
         tid = _val(rec, "I170", "TId")
         callsign = tid.strip() if isinstance(tid, str) and tid.strip() else None
         gs, ta = _val(rec, "I160", "GS"), _val(rec, "I160", "TA")

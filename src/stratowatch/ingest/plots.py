@@ -34,9 +34,7 @@ class PlotsReader:
             if not checked:
                 missing = [c for c in COLUMNS if c not in row]
                 if missing:
-                    out.quarantine(
-                        number, f"plots CSV header lacks column {missing[0]!r}", raw, missing[0]
-                    )
+                    out.quarantine(number, f"plots CSV header lacks column {missing[0]!r}", raw, missing[0])
                     continue
                 checked = True
             try:

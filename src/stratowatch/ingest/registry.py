@@ -81,9 +81,7 @@ class UsesSensorRegistry(Protocol):
 
 
 _FLOAT_FIELDS = {
-    f.name
-    for f in fields(Sensor)
-    if f.name not in {"sensor_id", "owner", "kind", "releasable_to", "name"}
+    f.name for f in fields(Sensor) if f.name not in {"sensor_id", "owner", "kind", "releasable_to", "name"}
 }
 _KNOWN_KEYS = _FLOAT_FIELDS | {"id", "owner", "kind", "releasable_to", "aliases", "name"}
 
@@ -148,11 +146,7 @@ def registry_from_dict(doc: Mapping[str, object], where: str = "<registry>") -> 
             rel = entry["releasable_to"]
             if isinstance(rel, str):
                 rel = [rel]
-            if (
-                not isinstance(rel, list)
-                or not rel
-                or not all(isinstance(r, str) and r for r in rel)
-            ):
+            if not isinstance(rel, list) or not rel or not all(isinstance(r, str) and r for r in rel):
                 raise RegistryError(f"{at}: field 'releasable_to': a non-empty list of labels")
             kwargs["releasable_to"] = frozenset(rel)
         sensors[sid] = Sensor(**kwargs)  # type: ignore[arg-type]

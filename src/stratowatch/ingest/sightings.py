@@ -91,9 +91,7 @@ class SightingsReader:
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            out.quarantine(
-                0, "sightings GeoJSON is not valid JSON", data, str(getattr(e, "msg", e))
-            )
+            out.quarantine(0, "sightings GeoJSON is not valid JSON", data, str(getattr(e, "msg", e)))
             return
         feats = doc.get("features") if isinstance(doc, dict) else None
         if not isinstance(feats, list):
@@ -118,9 +116,7 @@ class SightingsReader:
             row["lon"], row["lat"] = _text(coords[0]), _text(coords[1])
             self._one(row, i, raw, ctx, out)
 
-    def _one(
-        self, row: dict[str, str], number: int, raw: bytes, ctx: ReadContext, out: Emitter
-    ) -> None:
+    def _one(self, row: dict[str, str], number: int, raw: bytes, ctx: ReadContext, out: Emitter) -> None:
         try:
             t = parse_time_utc(row.get("time_utc") or row.get("time"), "time_utc")
             lat = parse_float(row.get("lat"), "lat", lo=-90.0, hi=90.0)
@@ -163,9 +159,7 @@ def sniff(head: bytes) -> bool:
     text = head.lstrip()
     if text[:1] == b"{":
         return (
-            b"FeatureCollection" in head
-            and (b"time_utc" in head or b'"time"' in head)
-            and b"Point" in head
+            b"FeatureCollection" in head and (b"time_utc" in head or b'"time"' in head) and b"Point" in head
         )
     cols = csv_header(head)
     has_time = "time_utc" in cols or "time" in cols

@@ -84,9 +84,7 @@ class SondeHubReader:
 
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         out = Emitter(sink, ctx.source)
-        sid, label, owner = self.registry.label(
-            ctx.sensor_id if ctx.sensor_id != "default" else "sondehub"
-        )
+        sid, label, owner = self.registry.label(ctx.sensor_id if ctx.sensor_id != "default" else "sondehub")
         seen: set[tuple[str, float]] = set()
         for pos, raw, obj in _units(stream.read(), out):
             if not isinstance(obj, dict):

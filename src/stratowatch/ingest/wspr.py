@@ -157,9 +157,7 @@ class WsprReader:
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         out = Emitter(sink, ctx.source)
         spots = self._spots(stream, out)
-        sid, label, owner = self.registry.label(
-            ctx.sensor_id if ctx.sensor_id != "default" else "wspr"
-        )
+        sid, label, owner = self.registry.label(ctx.sensor_id if ctx.sensor_id != "default" else "wspr")
         # First spot of each transmission; the rest are duplicates.
         first: dict[tuple[float, str, str, int], _Spot] = {}
         for s in spots:
@@ -251,16 +249,12 @@ class WsprReader:
                     continue
                 columns = _ARCHIVE_COLUMNS
             if len(fields_) != len(columns):
-                out.quarantine(
-                    number, f"wspr: expected {len(columns)} fields, got {len(fields_)}", raw
-                )
+                out.quarantine(number, f"wspr: wrong number of fields (the layout has {len(columns)})", raw)
                 continue
             row = dict(zip(columns, (f.strip() for f in fields_), strict=True))
             try:
                 t = parse_time_utc(row.get("time") or row.get("timestamp"), "time")
-                call = (
-                    row.get("tx_sign") or row.get("call_sign") or row.get("callsign") or ""
-                ).upper()
+                call = (row.get("tx_sign") or row.get("call_sign") or row.get("callsign") or "").upper()
                 if not call:
                     raise FieldError("call_sign", "missing value")
                 grid = (row.get("tx_loc") or row.get("grid") or "").strip()
@@ -268,9 +262,7 @@ class WsprReader:
             except FieldError as e:
                 out.quarantine(number, f"wspr: {e.field}: {e.reason}", raw, e.field)
                 continue
-            spots.append(
-                _Spot(number, raw, t, call, grid[:4].upper() + grid[4:].upper(), round(power))
-            )
+            spots.append(_Spot(number, raw, t, call, grid[:4].upper() + grid[4:].upper(), round(power)))
         return spots
 
 
