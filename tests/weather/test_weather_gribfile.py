@@ -118,7 +118,7 @@ def test_not_grib_and_no_winds(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def nam():  # type: ignore[no-untyped-def]
-    return read_grib(NAM)
+    return read_grib(NAM, lambert_domain="mask")
 
 
 @needs_data
@@ -133,6 +133,20 @@ def test_nam_grid_and_levels(nam) -> None:  # type: ignore[no-untyped-def]
     assert np.isnan(nam.u_mps[0, 0, 0, 0]) and np.isnan(nam.u_mps[0, 0, -1, -1])
     assert np.isfinite(nam.u_mps[0, :, nam.lat_deg.size // 2, nam.lon_deg.size // 2]).all()
     assert nam.w_mps is not None and np.nanmax(np.abs(nam.w_mps)) < 5.0
+
+
+@needs_data
+def test_nam_default_crop_has_no_nan_and_the_same_values(nam) -> None:  # type: ignore[no-untyped-def]
+    crop = read_grib(NAM)
+    assert np.isfinite(crop.u_mps).all() and np.isfinite(crop.height_m).all()
+    assert crop.lat_deg[0] == 18.0 and crop.lat_deg[-1] == 57.75  # the conterminous US inside
+    assert crop.lon_deg[0] == -135.0 and crop.lon_deg[-1] == -64.5
+    j0 = int(np.flatnonzero(nam.lat_deg == 18.0)[0])
+    i0 = int(np.flatnonzero(nam.lon_deg == -135.0)[0])
+    ny, nx = crop.lat_deg.size, crop.lon_deg.size
+    np.testing.assert_array_equal(crop.u_mps, nam.u_mps[..., j0 : j0 + ny, i0 : i0 + nx])
+    # the rectangle is most of the domain
+    assert ny * nx > 0.75 * np.isfinite(nam.u_mps[0, 0]).sum()
 
 
 @needs_data
@@ -191,7 +205,7 @@ def _geostrophic_direction_error(g, lev: float) -> np.ndarray:  # type: ignore[n
 @needs_data
 def test_ruc_rotated_winds_are_geostrophic_aloft(monkeypatch: pytest.MonkeyPatch) -> None:
     """Independent physics: 100-300 hPa winds blow along the height contours."""
-    g = read_grib(RUC07)
+    g = read_grib(RUC07, lambert_domain="mask")
     assert g.time_s[0] == 1304150400.0  # 2011-04-30 08Z valid (07Z + 1 h)
     assert g.pressure_hpa.size == 37
     errors = {lev: _geostrophic_direction_error(g, lev) for lev in (300.0, 250.0, 200.0, 150.0)}
@@ -203,6 +217,6 @@ def test_ruc_rotated_winds_are_geostrophic_aloft(monkeypatch: pytest.MonkeyPatch
     from stratowatch.weather import gribfile, lambert
 
     monkeypatch.setattr(gribfile, "grid_to_earth", lambda u, v, a: lambert.grid_to_earth(u, v, -a))
-    wrong = read_grib(RUC07)
+    wrong = read_grib(RUC07, lambert_domain="mask")
     for lev, e in errors.items():
         assert np.median(_geostrophic_direction_error(wrong, lev)) > np.median(e) + 4, lev

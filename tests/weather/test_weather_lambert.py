@@ -11,6 +11,7 @@ from stratowatch.weather.lambert import (
     LambertGrid,
     earth_to_grid,
     grid_to_earth,
+    largest_valid_rectangle,
     regular_axes,
     resample,
 )
@@ -101,3 +102,26 @@ def test_resample_is_exact_for_a_linear_field_and_nan_outside() -> None:
     np.testing.assert_allclose(out[1][inside], -fi[inside], atol=1e-6)
     outside = (fi < 0) | (fi > 92) | (fj < 0) | (fj > 64)
     assert outside.any() and np.array_equal(~inside, outside)
+
+
+def test_largest_valid_rectangle() -> None:
+    valid = np.zeros((6, 8), dtype=bool)
+    valid[1:5, 2:7] = True  # 4 x 5 block
+    valid[0, :] = True  # a 1 x 8 strip on top: it extends the block to 5 x 5
+    valid[3, 1] = False
+    rows, cols = largest_valid_rectangle(valid)
+    assert (rows, cols) == (slice(0, 5), slice(2, 7))
+    # a fan-shaped (Lambert-like) mask: the result is all valid and maximal by brute force
+    yy, xx = np.mgrid[0:20, 0:30]
+    fan = np.abs(xx - 15) < 5 + yy * 0.6
+    rows, cols = largest_valid_rectangle(fan)
+    assert fan[rows, cols].all()
+    best = max(
+        (y1 - y0) * (x1 - x0)
+        for y0 in range(20)
+        for y1 in range(y0 + 1, 21)
+        for x0 in range(30)
+        for x1 in range(x0 + 1, 31)
+        if fan[y0:y1, x0:x1].all()
+    )
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) == best

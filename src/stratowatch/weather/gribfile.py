@@ -8,7 +8,11 @@ All times in the file (validity date/time) become the time axis.
 Grids: regular lat/lon (``regular_ll``; 0-360 longitudes of global GFS are kept and flagged
 ``global_lon``) and Lambert conformal (``lambert``; NAM, RUC, HRRR), which is resampled onto a
 regular lat/lon grid covering the domain (NaN outside it) after grid-relative winds are
-rotated to earth-relative (see :mod:`stratowatch.weather.lambert`). A message on a different
+rotated to earth-relative (see :mod:`stratowatch.weather.lambert`). ``lambert_domain="crop"``
+(the default) keeps the largest lat/lon rectangle that lies wholly inside the projected domain
+(about 78 % of the NAM and RUC domains: all of the conterminous US), so the grid holds no NaN;
+``"mask"`` keeps the whole bounding box with NaN outside the domain, for query layers that
+treat NaN columns as out-of-domain. A message on a different
 grid from the first one is skipped (and counted in the notes).
 """
 
@@ -18,6 +22,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import eccodes
 import numpy as np
@@ -25,7 +30,13 @@ import numpy as np
 from stratowatch.weather.errors import WindFormatError
 from stratowatch.weather.grid import FloatArray, WindGrid, assemble_grid
 from stratowatch.weather.heights import G0_MPS2, R_DRY_J_PER_KG_K
-from stratowatch.weather.lambert import LambertGrid, grid_to_earth, regular_axes, resample
+from stratowatch.weather.lambert import (
+    LambertGrid,
+    grid_to_earth,
+    largest_valid_rectangle,
+    regular_axes,
+    resample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +44,14 @@ _WANTED = {"u", "v", "gh", "z", "t", "w"}
 _MISSING = 1.0e30
 
 
-def read_grib(path: str | Path, *, step_deg: float | None = None) -> WindGrid:
-    """Read a GRIB file into a :class:`WindGrid` (``step_deg``: Lambert resampling step)."""
+def read_grib(
+    path: str | Path,
+    *,
+    step_deg: float | None = None,
+    lambert_domain: Literal["crop", "mask"] = "crop",
+) -> WindGrid:
+    """Read a GRIB file into a :class:`WindGrid` (``step_deg``: Lambert resampling step;
+    ``lambert_domain``: crop to the inscribed rectangle or mask outside with NaN)."""
     p = Path(path)
     fields: dict[tuple[float, float, str], FloatArray] = {}
     grid_key: tuple[object, ...] | None = None
@@ -131,6 +148,20 @@ def read_grib(path: str | Path, *, step_deg: float | None = None) -> WindGrid:
         temp = None if temp is None else resample(lambert, temp, lat, lon)
         w = None if w is None else resample(lambert, w, lat, lon)
         notes.append(f"Lambert {lambert.nx}x{lambert.ny} grid resampled to {lat[1] - lat[0]:g} deg lat/lon")
+        if lambert_domain == "crop":
+            inside = np.isfinite(u).all(axis=(0, 1)) & np.isfinite(v).all(axis=(0, 1))
+            if height is not None:
+                inside &= np.isfinite(height).all(axis=(0, 1))
+            rows, cols = largest_valid_rectangle(np.asarray(inside, dtype=bool))
+            lat, lon = lat[rows], lon[cols]
+            u, v = u[..., rows, cols], v[..., rows, cols]
+            height = None if height is None else height[..., rows, cols]
+            temp = None if temp is None else temp[..., rows, cols]
+            w = None if w is None else w[..., rows, cols]
+            notes.append(
+                f"cropped to the rectangle inside the Lambert domain: lat {lat[0]:g}..{lat[-1]:g}, "
+                f"lon {lon[0]:g}..{lon[-1]:g}"
+            )
     else:
         lat, lon = lat2d[:, 0], lon2d[0, :]
     log.info("%s: %d messages, %d times, %d levels", p, n, len(times), len(levels))

@@ -15,8 +15,8 @@ Conventions (enforced by :meth:`WindGrid.validate`):
 * A horizontally uniform profile (a sounding) is a grid with ny = nx = 2 spanning the globe.
 * ``height_m`` holds *geopotential* heights (gpm); see :mod:`stratowatch.weather.heights` for the
   conversion to the geometric altitudes of positions (``geometric_to_geopotential_m``).
-* Points of a regional grid that lie outside the data (a Lambert domain resampled to lat/lon)
-  are NaN in ``u_mps``, ``v_mps`` and ``height_m``.
+* Readers produce no NaN by default. Only a Lambert grid read with ``lambert_domain="mask"``
+  has NaN in ``u_mps``, ``v_mps`` and ``height_m`` at points outside the projected domain.
 
 Optional extensions (readers fill them; kernels may ignore them):
 

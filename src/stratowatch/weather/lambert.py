@@ -160,3 +160,27 @@ def resample(grid: LambertGrid, data: FloatArray, lat_deg: FloatArray, lon_deg: 
 
 def _wrap180(x: FloatArray) -> FloatArray:
     return np.asarray(np.mod(x + 180.0, 360.0) - 180.0, dtype=np.float64)
+
+
+def largest_valid_rectangle(valid: npt.NDArray[np.bool_]) -> tuple[slice, slice]:
+    """(row slice, column slice) of the largest all-True axis-aligned rectangle of ``valid``.
+
+    The histogram-stack method, O(ny * nx); run once per file at load time (not a hot path).
+    """
+    ny, nx = valid.shape
+    heights = np.zeros(nx, dtype=np.int64)
+    best = (0, 0, 0, 0, 0)  # area, top row, bottom row, left column, right column
+    for y in range(ny):
+        heights = np.where(valid[y], heights + 1, 0)
+        stack: list[tuple[int, int]] = []
+        for x in range(nx + 1):
+            h = int(heights[x]) if x < nx else 0
+            start = x
+            while stack and stack[-1][1] >= h:
+                s, sh = stack.pop()
+                if sh * (x - s) > best[0]:
+                    best = (sh * (x - s), y - sh + 1, y, s, x - 1)
+                start = s
+            stack.append((start, h))
+    _, y0, y1, x0, x1 = best
+    return slice(y0, y1 + 1), slice(x0, x1 + 1)

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -59,13 +60,19 @@ def sniff_wind_format(path: str | Path) -> str:
     )
 
 
-def load_wind_file(path: str | Path, *, time_s: float | None = None) -> WindGrid:
-    """One file as a :class:`WindGrid` (``time_s`` picks one sounding of an IGRA2 file)."""
+def load_wind_file(
+    path: str | Path,
+    *,
+    time_s: float | None = None,
+    lambert_domain: Literal["crop", "mask"] = "crop",
+) -> WindGrid:
+    """One file as a :class:`WindGrid` (``time_s`` picks one sounding of an IGRA2 file;
+    ``lambert_domain`` see :func:`~stratowatch.weather.gribfile.read_grib`)."""
     kind = sniff_wind_format(path)
     if kind == "grib":
         from stratowatch.weather.gribfile import read_grib
 
-        return read_grib(path)
+        return read_grib(path, lambert_domain=lambert_domain)
     if kind == "netcdf":
         from stratowatch.weather.netcdf import read_netcdf
 
@@ -83,7 +90,12 @@ def load_wind_file(path: str | Path, *, time_s: float | None = None) -> WindGrid
         raise WindFormatError(str(exc)) from None
 
 
-def load_winds(paths: str | Path | Sequence[str | Path], *, time_s: float | None = None) -> WindGrid:
+def load_winds(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    time_s: float | None = None,
+    lambert_domain: Literal["crop", "mask"] = "crop",
+) -> WindGrid:
     """Read and merge wind files (several times on one grid) into one :class:`WindGrid`.
 
     Raises :class:`WindFormatError` naming the file for unreadable input or files that do not
@@ -97,7 +109,7 @@ def load_winds(paths: str | Path | Sequence[str | Path], *, time_s: float | None
     LAST_LOAD_S.clear()
     for p in paths:
         t0 = time.perf_counter()
-        grids.append(load_wind_file(p, time_s=time_s))
+        grids.append(load_wind_file(p, time_s=time_s, lambert_domain=lambert_domain))
         LAST_LOAD_S[str(p)] = time.perf_counter() - t0
         log.info("%s: loaded in %.2f s", p, LAST_LOAD_S[str(p)])
     return merge_times(grids)
