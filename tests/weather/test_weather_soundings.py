@@ -127,3 +127,17 @@ def test_all_uwyo_csvs_heights_ascend_and_look_standard() -> None:
         z = g.height_m[0, :, 0, 0]
         assert np.all(np.diff(z) > 0)
         assert np.max(np.abs(z - isa_height_m(g.pressure_hpa))) < 600.0
+
+
+def test_levels_whose_height_does_not_rise_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(
+        HEADER
+        + _row(1000, "100", "270", "5.0")
+        + _row(900, "990", "270", "6.0")
+        + _row(850, "980", "270", "7.0")  # height below the level beneath: dropped
+        + _row(800, "1950", "270", "8.0")
+    )
+    g = read_sounding_file(path)
+    np.testing.assert_allclose(g.pressure_hpa, [1000, 900, 800])
+    assert np.all(np.diff(g.height_m[0, :, 0, 0]) > 0)

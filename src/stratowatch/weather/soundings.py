@@ -91,6 +91,10 @@ def clean_profile(
     p, h, u, v, t = p[wind], h[wind], u[wind], v[wind], t[wind]
     keep = np.concatenate(([True], np.diff(p) < 0))  # drop repeated pressures (first wins)
     p, h, u, v, t = p[keep], h[keep], u[keep], v[keep], t[keep]
+    rising = h > np.concatenate(([-np.inf], np.maximum.accumulate(h)[:-1]))
+    if not rising.all():  # a height that does not rise with falling pressure is a bad level
+        log.warning("%s: %d levels whose height does not rise dropped", source, int((~rising).sum()))
+        p, h, u, v, t = p[rising], h[rising], u[rising], v[rising], t[rising]
     if p.shape[0] < 2:
         raise WindFormatError(f"{source}: sounding has fewer than 2 levels with wind")
     return Sounding(time_s, station, lat_deg, lon_deg, p, h, u, v, t)
