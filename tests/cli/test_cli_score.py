@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from stratowatch import geo
 from stratowatch.cli import cli
+from stratowatch.sim import metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_BENCH = REPO_ROOT.parent / "shared" / "bench" / "tracking"
@@ -54,7 +55,10 @@ def make_tracks(truth_csv: Path, out: Path, seed: int) -> None:
 
 
 @pytest.mark.shared_data
-def test_equal_to_the_shared_scorer_on_a_generated_scenario(tmp_path: Path) -> None:
+@pytest.mark.parametrize("clustered", [False, True])
+def test_equal_to_the_shared_scorer_on_a_generated_scenario(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clustered: bool
+) -> None:
     if not (SHARED_BENCH / "score.py").exists():
         pytest.skip(f"shared benchmark scorer not found at {SHARED_BENCH}")
     scen = tmp_path / "scen"
@@ -75,6 +79,8 @@ def test_equal_to_the_shared_scorer_on_a_generated_scenario(tmp_path: Path) -> N
     )
     tracks = tmp_path / "tracks.csv"
     make_tracks(scen / "truth.csv", tracks, seed=4)
+    if clustered:  # the large-set path (assignment per cluster of close points)
+        monkeypatch.setattr(metrics, "DENSE_LIMIT", 0)
     for c in ("1000", "400"):
         ref_json = tmp_path / f"ref{c}.json"
         subprocess.run(
@@ -92,9 +98,7 @@ def test_equal_to_the_shared_scorer_on_a_generated_scenario(tmp_path: Path) -> N
             capture_output=True,
         )
         ref = json.loads(ref_json.read_text())
-        code, out = run(
-            "--truth", str(scen / "truth.csv"), "--tracks", str(tracks), "--c", c, "--json", "-"
-        )
+        code, out = run("--truth", str(scen / "truth.csv"), "--tracks", str(tracks), "--c", c, "--json", "-")
         assert code == 0, out
         ours = json.loads(out)
         assert set(ours) == set(ref)
@@ -145,9 +149,7 @@ def test_readable_table_json_and_per_time(tmp_path: Path) -> None:
 
 def test_geodetic_files_are_scored_in_ecef(tmp_path: Path) -> None:
     lat2, lon2 = geo.destination(49.0, -112.0, 45.0, 600.0)
-    truth = write(
-        tmp_path / "t.csv", "time_s,target_id,lat_deg,lon_deg,alt_m\n0,1,49.0,-112.0,19000\n"
-    )
+    truth = write(tmp_path / "t.csv", "time_s,target_id,lat_deg,lon_deg,alt_m\n0,1,49.0,-112.0,19000\n")
     tracks = write(
         tmp_path / "r.csv",
         f"time_s,track_id,lat_deg,lon_deg,alt_m\n0,3,{lat2:.9f},{lon2:.9f},19800\n",
@@ -208,9 +210,7 @@ def test_bad_input_names_file_line_and_field(tmp_path: Path, truth_text: str, ex
 
 def test_bad_tracks_file_and_missing_file(tmp_path: Path) -> None:
     truth, _ = _small_pair(tmp_path)
-    tracks = write(
-        tmp_path / "tracks.csv", "time_s,track_id,x_m,y_m,z_m\n0,7,3,4,0\n10,7,-inf,0,0\n"
-    )
+    tracks = write(tmp_path / "tracks.csv", "time_s,track_id,x_m,y_m,z_m\n0,7,3,4,0\n10,7,-inf,0,0\n")
     code, out = run("--truth", str(truth), "--tracks", str(tracks))
     assert code == 2 and "tracks.csv:3: field 'x_m': not finite (-inf)" in out
     code, out = run("--truth", str(tmp_path / "nope.csv"), "--tracks", str(tracks))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from stratowatch import geo
+from stratowatch.sim import metrics
 from stratowatch.sim.metrics import PointSet, gospa, score_tracks
 
 
@@ -18,9 +19,7 @@ def brute_force_gospa(x: np.ndarray, y: np.ndarray, c: float, p: float) -> float
     for k in range(min(n, m) + 1):
         for xs in itertools.combinations(range(n), k):
             for ys in itertools.permutations(range(m), k):
-                d = np.array(
-                    [min(np.linalg.norm(x[i] - y[j]), c) for i, j in zip(xs, ys, strict=True)]
-                )
+                d = np.array([min(np.linalg.norm(x[i] - y[j]), c) for i, j in zip(xs, ys, strict=True)])
                 total = np.sum(d**p) + c**p / 2 * (n - k) + c**p / 2 * (m - k)
                 best = min(best, total)
     return float(best ** (1 / p))
@@ -66,9 +65,7 @@ def test_score_over_time_and_continuity() -> None:
     truth = PointSet(
         np.r_[t, t],
         np.r_[np.full(6, 1), np.full(6, 2)],
-        np.r_[
-            np.column_stack([t * 100, 0 * t, 0 * t]), np.column_stack([0 * t + 5000, 0 * t, 0 * t])
-        ],
+        np.r_[np.column_stack([t * 100, 0 * t, 0 * t]), np.column_stack([0 * t + 5000, 0 * t, 0 * t])],
     )
     # track 10 follows truth 1 at t0..2 (10 m off), track 11 at t3..5 (fragment + switch);
     # truth 2 is tracked by 20 at t0, t1 and t4 (a gap is no switch); 99 is a false track at t5
@@ -131,3 +128,26 @@ def test_many_truths_with_noisy_tracks() -> None:
     assert s["truths_fragmented"] == 0 and s["id_switches"] == 0 and s["unassigned_track_ids"] == 0
     assert s["rms_pos_err_assigned_m"] == pytest.approx(50.0 * np.sqrt(3), rel=0.03)
     assert s["mean_missed_per_scan"] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clustered_assignment_equals_the_dense_one(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large sets are solved per cluster of close points: same GOSPA, same pairs."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 400))
+    x = rng.uniform(0, 20_000, (n, 3))
+    keep = rng.random(n) < 0.85
+    # tracks: noisy copies (some crowded: noise comparable to the spacing) plus false ones
+    y = np.vstack([x[keep] + rng.normal(0, 400, (keep.sum(), 3)), rng.uniform(0, 20_000, (20, 3))])
+    rng.shuffle(y)
+    dense = gospa(x, y, 1000.0, 2.0)
+    monkeypatch.setattr(metrics, "DENSE_LIMIT", 0)
+    clustered = gospa(x, y, 1000.0, 2.0)
+    assert clustered.distance_m == pytest.approx(dense.distance_m, rel=1e-12)
+    assert clustered.missed_pth == dense.missed_pth and clustered.false_pth == dense.false_pth
+    got = sorted(zip(clustered.truth_index.tolist(), clustered.track_index.tolist(), strict=True))
+    want = sorted(zip(dense.truth_index.tolist(), dense.track_index.tolist(), strict=True))
+    assert got == want
+    # and small cases against the definition, through the clustered path
+    xs, ys = x[:4], y[:4]
+    assert gospa(xs, ys, 5000.0, 2.0).distance_m == pytest.approx(brute_force_gospa(xs, ys, 5000.0, 2.0))

@@ -6,8 +6,9 @@ the track set Y at one time, with cut-off ``c`` and order ``p``::
     d(X, Y) = ( min over assignments γ of  Σ_(i,j)∈γ d(x_i, y_j)^p
                 + c^p/2 · (|X| − |γ|) + c^p/2 · (|Y| − |γ|) )^(1/p)
 
-It is computed exactly by one rectangular optimal assignment on ``min(d, c)^p``; an assigned
-pair at distance ≥ c counts as one missed truth plus one false track. The parts are reported as
+It is computed exactly by a rectangular optimal assignment on ``min(d, c)^p`` (for large sets,
+one per cluster of points closer than c, which gives the same optimum); an assigned pair at
+distance ≥ c counts as one missed truth plus one false track. The parts are reported as
 p-th power sums (localisation, missed, false), the way Stone Soup reports them, and averaged
 over every time present in either set. Distances are 3-D Euclidean: local ``x/y/z`` metres, or
 ECEF metres for geodetic positions (:meth:`PointSet.from_geodetic`), which is exact at any
@@ -26,11 +27,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from stratowatch.geo import geodetic_to_ecef
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+#: Above this many truth x track pairs at one time, the assignment is split into clusters.
+DENSE_LIMIT = 250_000
 
 #: Times are grouped at this resolution (seconds): rows whose times agree to 1 ms share a time.
 TIME_DECIMALS = 3
@@ -95,11 +102,10 @@ def gospa(
     if len(x) == 0 or len(y) == 0:
         missed, false = half * len(x), half * len(y)
         return GospaStep((missed + false) ** (1.0 / p), 0.0, missed, false, no_pairs, no_pairs, np.empty(0))
-    dist = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(axis=2))
-    rows, cols = linear_sum_assignment(np.minimum(dist, c_m) ** p)
-    d = dist[rows, cols]
-    real = d < c_m
-    rows, cols, d = rows[real], cols[real], d[real]
+    if len(x) * len(y) <= DENSE_LIMIT:
+        rows, cols, d = _assign_dense(x, y, c_m, p)
+    else:
+        rows, cols, d = _assign_clustered(x, y, c_m, p)
     k = int(rows.size)
     loc = float(np.sum(d**p))
     missed, false = half * (len(x) - k), half * (len(y) - k)
@@ -112,6 +118,61 @@ def gospa(
         cols.astype(np.int64),
         d,
     )
+
+
+def _assign_dense(
+    x: FloatArray, y: FloatArray, c_m: float, p: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Optimal pairs closer than c: one assignment over the whole cost matrix."""
+    dist = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(axis=2))
+    rows, cols = linear_sum_assignment(np.minimum(dist, c_m) ** p)
+    d = dist[rows, cols]
+    real = d < c_m
+    return rows[real].astype(np.int64), cols[real].astype(np.int64), d[real]
+
+
+def _assign_clustered(
+    x: FloatArray, y: FloatArray, c_m: float, p: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """The same optimum for large sets, without an n x m matrix.
+
+    A pair at distance >= c costs c^p, exactly what leaving both unassigned costs, so the
+    optimum splits over the connected components of the graph of pairs closer than c. Components
+    of one truth and one track pair directly (all at once); the others are solved one by one.
+    """
+    n = len(x)
+    pairs = cKDTree(x).sparse_distance_matrix(cKDTree(y), c_m, output_type="ndarray")
+    close = pairs["v"] < c_m
+    ei = pairs["i"][close].astype(np.int64)
+    ej = pairs["j"][close].astype(np.int64)
+    ed = pairs["v"][close].astype(np.float64)
+    if ei.size == 0:
+        return ei, ej, ed
+    graph = coo_matrix((np.ones(ei.size), (ei, n + ej)), shape=(n + len(y), n + len(y)))
+    _n_comp, label = connected_components(graph, directed=False)
+    comp = label[ei]
+    size = np.bincount(label)
+    single = size[comp] == 2  # exactly one truth and one track
+    out_i, out_j, out_d = [ei[single]], [ej[single]], [ed[single]]
+    rest = np.flatnonzero(~single)
+    if rest.size:
+        order = rest[np.argsort(comp[rest], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, np.diff(comp[order]) != 0])
+        ends = np.r_[starts[1:], order.size]
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):  # crowded clusters only
+            e = order[a:b]
+            ri, ri_inv = np.unique(ei[e], return_inverse=True)
+            cj, cj_inv = np.unique(ej[e], return_inverse=True)
+            cost = np.full((ri.size, cj.size), c_m**p)
+            dist = np.full((ri.size, cj.size), np.inf)
+            cost[ri_inv, cj_inv] = ed[e] ** p
+            dist[ri_inv, cj_inv] = ed[e]
+            r, c = linear_sum_assignment(cost)
+            real = dist[r, c] < c_m
+            out_i.append(ri[r[real]])
+            out_j.append(cj[c[real]])
+            out_d.append(dist[r[real], c[real]])
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
 @dataclass(frozen=True, slots=True)
