@@ -116,9 +116,7 @@ def test_radar_polar_against_an_independent_computation() -> None:
     assert np.abs(back - np.column_stack([x, y, z])).max() < MM
     # broadcasting over several sites at once gives the same as one site at a time
     sites = np.array([site, (49.63, -112.80, 930.0)])
-    both = geo.ecef_to_polar(
-        np.column_stack([x, y, z])[:, None, :], sites[:, 0], sites[:, 1], sites[:, 2]
-    )
+    both = geo.ecef_to_polar(np.column_stack([x, y, z])[:, None, :], sites[:, 0], sites[:, 1], sites[:, 2])
     assert both.shape == (n, 2, 3)
     assert np.abs(both[:, 0] - polar).max() < MM
 

@@ -62,8 +62,7 @@ def read_points(path: Path, id_column: str) -> LoadedPoints:
         have = XYZ if any(c in columns for c in XYZ) else GEODETIC
         missing = next(c for c in have if c not in columns)
         raise UsageFailure(
-            f"{name}:1: missing column '{missing}' "
-            "(a position is x_m,y_m,z_m or lat_deg,lon_deg,alt_m)"
+            f"{name}:1: missing column '{missing}' (a position is x_m,y_m,z_m or lat_deg,lon_deg,alt_m)"
         )
     for required in ("time_s", id_column):
         if required not in columns:
@@ -88,20 +87,14 @@ def read_points(path: Path, id_column: str) -> LoadedPoints:
         k = index[col]
         cells = [r[k].strip() for _, r in body]
         try:
-            values = (
-                np.array([int(c) for c in cells], np.int64)
-                if integer
-                else np.array(cells, np.float64)
-            )
+            values = np.array([int(c) for c in cells], np.int64) if integer else np.array(cells, np.float64)
         except (ValueError, OverflowError):
             for (line, _), cell in zip(body, cells, strict=True):
                 try:
                     int(cell) if integer else float(cell)
                 except (ValueError, OverflowError):
                     what = "an integer id" if integer else "a number"
-                    raise UsageFailure(
-                        f"{name}:{line}: field '{col}': not {what} ({cell!r})"
-                    ) from None
+                    raise UsageFailure(f"{name}:{line}: field '{col}': not {what} ({cell!r})") from None
             raise
         if not integer:
             bad = np.flatnonzero(~np.isfinite(values))
@@ -162,9 +155,7 @@ def render(result: ScoreResult, truth_name: str, tracks_name: str) -> None:
         _fmt(s["localisation_mean_pth"]),
         root(s["localisation_mean_pth"]),
     )
-    gospa.add_row(
-        "  missed (mean p-th power)", _fmt(s["missed_mean_pth"]), root(s["missed_mean_pth"])
-    )
+    gospa.add_row("  missed (mean p-th power)", _fmt(s["missed_mean_pth"]), root(s["missed_mean_pth"]))
     gospa.add_row("  false (mean p-th power)", _fmt(s["false_mean_pth"]), root(s["false_mean_pth"]))
     gospa.add_row("truths per time", f"{s['mean_truths_per_scan']:.2f}", "")
     gospa.add_row("tracks per time", f"{s['mean_tracks_per_scan']:.2f}", "")
@@ -188,12 +179,8 @@ def render(result: ScoreResult, truth_name: str, tracks_name: str) -> None:
 
 
 @click.command("score")
-@click.option(
-    "--truth", "truth_path", required=True, type=click.Path(path_type=Path), help="Truth CSV."
-)
-@click.option(
-    "--tracks", "tracks_path", required=True, type=click.Path(path_type=Path), help="Tracks CSV."
-)
+@click.option("--truth", "truth_path", required=True, type=click.Path(path_type=Path), help="Truth CSV.")
+@click.option("--tracks", "tracks_path", required=True, type=click.Path(path_type=Path), help="Tracks CSV.")
 @click.option(
     "--c",
     "--cutoff-m",
@@ -240,8 +227,7 @@ def command(
     tracks = read_points(tracks_path, "track_id")
     if truth.frame != tracks.frame and tracks.n_rows and truth.n_rows:
         raise UsageFailure(
-            f"{truth_path} has {truth.frame} positions but "
-            f"{tracks_path} has {tracks.frame} positions"
+            f"{truth_path} has {truth.frame} positions but {tracks_path} has {tracks.frame} positions"
         )
     result = score_tracks(truth.points, tracks.points, c_m=c_m, p=p)
     summary = result.summary()
@@ -264,9 +250,7 @@ def command(
                 result.false_pth,
                 result.n_truth,
                 result.n_tracks,
-                np.bincount(
-                    np.searchsorted(result.times_s, result.pair_time_s), minlength=result.n_times
-                ),
+                np.bincount(np.searchsorted(result.times_s, result.pair_time_s), minlength=result.n_times),
             ]
         )
         try:
