@@ -112,7 +112,11 @@ def csv_rows(stream: IO[bytes], out: Emitter) -> Iterator[tuple[int, bytes, dict
         except UnicodeDecodeError:
             out.quarantine(number, "line is not UTF-8 text", line_bytes)
             continue
-        fields_ = next(csv.reader([text]), [])
+        try:
+            fields_ = next(csv.reader([text]), [])
+        except csv.Error:  # e.g. a lone carriage return inside the line
+            out.quarantine(number, "line is not valid CSV", line_bytes)
+            continue
         if header is None:
             header = [f.strip().lower() for f in fields_]
             continue
@@ -127,5 +131,8 @@ def csv_header(head: bytes) -> list[str]:
     text = head.decode("utf-8", "replace").lstrip("\ufeff")
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
-            return [f.strip().lower() for f in next(csv.reader([line]), [])]
+            try:
+                return [f.strip().lower() for f in next(csv.reader([line]), [])]
+            except csv.Error:
+                return []
     return []

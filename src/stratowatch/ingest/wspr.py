@@ -242,6 +242,9 @@ class WsprReader:
             except UnicodeDecodeError:
                 out.quarantine(number, "line is not UTF-8 text", raw)
                 continue
+            except csv.Error:
+                out.quarantine(number, "line is not valid CSV", raw)
+                continue
             if columns is None:
                 names = [f.strip().lower() for f in fields_]
                 if any(n in names for n in ("tx_sign", "call_sign", "callsign")):
