@@ -87,15 +87,19 @@ def command(
     n_steps = n_obs = 0
     next_summary = observations[0].time_s + every
     tracks: list[Track] = []
+    printed = False
     wall0 = time.perf_counter()
     for t, obs in paced(steps(observations, window), speed):
         tracks = tracker.step(t, obs)
         n_steps += 1
         n_obs += len(obs)
+        printed = False
         if t >= next_summary:
             click.echo(_summary(t, n_steps, n_obs, tracks))
             next_summary = t + every
-    click.echo(_summary(observations[-1].time_s, n_steps, n_obs, tracks))
+            printed = True
+    if not printed:
+        click.echo(_summary(observations[-1].time_s, n_steps, n_obs, tracks))
     click.echo(f"replayed {n_obs} observations in {n_steps} steps, {time.perf_counter() - wall0:.1f} s wall")
     for tr in tracks:
         ids = ",".join(tr.identities) or "-"
