@@ -220,3 +220,55 @@ def test_ruc_rotated_winds_are_geostrophic_aloft(monkeypatch: pytest.MonkeyPatch
     wrong = read_grib(RUC07, lambert_domain="mask")
     for lev, e in errors.items():
         assert np.median(_geostrophic_direction_error(wrong, lev)) > np.median(e) + 4, lev
+
+
+def write_lambert_grib2(path: Path, u_east: float, v_north: float) -> None:
+    """A small grid-relative Lambert GRIB2 (LoV 265 E) of a uniform earth-relative wind; the
+    grid-relative components use pyproj's meridian convergence (independent of the reader)."""
+    pyproj = pytest.importorskip("pyproj")
+    nx, ny = 20, 15
+    keys = {
+        "gridType": "lambert", "Nx": nx, "Ny": ny, "shapeOfTheEarth": 6,
+        "latitudeOfFirstGridPointInDegrees": 25.0, "longitudeOfFirstGridPointInDegrees": 250.0,
+        "LaDInDegrees": 25.0, "LoVInDegrees": 265.0, "Latin1InDegrees": 25.0,
+        "Latin2InDegrees": 25.0, "DxInMetres": 200000.0, "DyInMetres": 200000.0,
+        "jScansPositively": 1, "resolutionAndComponentFlags": 8,  # bit 5: grid-relative u/v
+        "dataDate": 20230201, "dataTime": 1200, "typeOfLevel": "isobaricInhPa",
+    }  # fmt: skip
+    proj = pyproj.Proj(proj="lcc", lat_1=25, lat_2=25, lat_0=25, lon_0=265, R=6371229.0)
+    with path.open("wb") as f:
+        for lev in (500, 250):
+            for short in ("u", "v", "gh"):
+                h = eccodes.codes_grib_new_from_samples("GRIB2")
+                for key, value in keys.items():
+                    eccodes.codes_set(h, key, value)
+                eccodes.codes_set(h, "level", lev)
+                eccodes.codes_set(h, "shortName", short)
+                eccodes.codes_set_values(h, np.zeros(nx * ny))  # size the grid first
+                lat = np.asarray(eccodes.codes_get_array(h, "latitudes"))
+                lon = np.mod(np.asarray(eccodes.codes_get_array(h, "longitudes")) + 180, 360) - 180
+                x0, y0 = proj(lon, lat)
+                x1, y1 = proj(lon, lat + 1e-4)
+                gamma = np.arctan2(x1 - x0, y1 - y0)  # true north, clockwise from grid +y
+                values = {
+                    "u": np.cos(gamma) * u_east + np.sin(gamma) * v_north,
+                    "v": -np.sin(gamma) * u_east + np.cos(gamma) * v_north,
+                    "gh": np.full(nx * ny, 5500.0 if lev == 500 else 10400.0),
+                }[short]
+                eccodes.codes_set_values(h, values)
+                eccodes.codes_write(h, f)
+                eccodes.codes_release(h)
+
+
+def test_synthetic_lambert_grid_relative_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "lambert.grib2"
+    write_lambert_grib2(path, u_east=20.0, v_north=5.0)
+    g = read_grib(path)
+    assert "grid-relative winds rotated to earth-relative" in g.notes
+    assert np.isfinite(g.u_mps).all() and g.lat_deg.size > 5 and g.lon_deg.size > 5
+    np.testing.assert_allclose(g.u_mps, 20.0, atol=1e-3)  # 16-bit packing leaves ~1e-4
+    np.testing.assert_allclose(g.v_mps, 5.0, atol=1e-3)
+    np.testing.assert_allclose(g.height_m[0, :, 3, 3], [5500.0, 10400.0])
+    masked = read_grib(path, lambert_domain="mask")
+    assert np.isnan(masked.u_mps).any() and masked.lat_deg.size >= g.lat_deg.size
+    np.testing.assert_allclose(masked.u_mps[np.isfinite(masked.u_mps)], 20.0, atol=1e-3)

@@ -18,14 +18,20 @@ grid from the first one is skipped (and counted in the notes).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import eccodes
 import numpy as np
+
+# pyproj (optional) must be loaded before eccodes: the eccodes wheel (eckitlib) bundles its own
+# libproj/libsqlite3, and a pyproj loaded after it binds to those and crashes the process.
+with contextlib.suppress(ImportError):
+    import pyproj  # noqa: F401
+import eccodes
 
 from stratowatch.weather.errors import WindFormatError
 from stratowatch.weather.grid import FloatArray, WindGrid, assemble_grid
@@ -64,44 +70,48 @@ def read_grib(
     eccodes.codes_grib_multi_support_on()
     try:
         with p.open("rb") as f:
-            while True:
-                h = eccodes.codes_grib_new_from_file(f)
-                if h is None:
-                    break
-                n += 1
-                try:
-                    level_type = eccodes.codes_get(h, "typeOfLevel")
-                    short = eccodes.codes_get(h, "shortName")
-                    if level_type not in ("isobaricInhPa", "isobaricInPa") or short not in _WANTED:
-                        skipped[f"{short}@{level_type}"] += 1
-                        continue
-                    key = _grid_key(h)
-                    if grid_key is None:
-                        grid_key = key
-                        lat2d, lon2d = _latlon(h)
-                        if key[0] == "lambert":
-                            lambert = _lambert(h, p)
-                        elif key[0] != "regular_ll":
-                            raise WindFormatError(
-                                f"{p}: message {n}: grid type {key[0]!r} is not supported "
-                                "(regular_ll and lambert are)"
-                            )
-                    elif key != grid_key:
-                        skipped[f"{short} on another grid"] += 1
-                        continue
-                    level = float(eccodes.codes_get(h, "level"))
-                    if level_type == "isobaricInPa":
-                        level /= 100.0
-                    valid = _valid_time(h, p, n)
-                    if short in relative:
-                        relative[short] = bool(eccodes.codes_get(h, "uvRelativeToGrid"))
-                    eccodes.codes_set(h, "missingValue", _MISSING)
-                    values = np.asarray(eccodes.codes_get_values(h), dtype=np.float64)
-                    values[values >= _MISSING * 0.999] = np.nan
-                    assert lat2d is not None
-                    fields[(valid, level, short)] = values.reshape(lat2d.shape)
-                finally:
-                    eccodes.codes_release(h)
+            try:
+                while True:
+                    h = eccodes.codes_grib_new_from_file(f)
+                    if h is None:
+                        break
+                    n += 1
+                    try:
+                        level_type = eccodes.codes_get(h, "typeOfLevel")
+                        short = eccodes.codes_get(h, "shortName")
+                        if level_type not in ("isobaricInhPa", "isobaricInPa") or short not in _WANTED:
+                            skipped[f"{short}@{level_type}"] += 1
+                            continue
+                        key = _grid_key(h)
+                        if grid_key is None:
+                            grid_key = key
+                            lat2d, lon2d = _latlon(h)
+                            if key[0] == "lambert":
+                                lambert = _lambert(h, p)
+                            elif key[0] != "regular_ll":
+                                raise WindFormatError(
+                                    f"{p}: message {n}: grid type {key[0]!r} is not supported "
+                                    "(regular_ll and lambert are)"
+                                )
+                        elif key != grid_key:
+                            skipped[f"{short} on another grid"] += 1
+                            continue
+                        level = float(eccodes.codes_get(h, "level"))
+                        if level_type == "isobaricInPa":
+                            level /= 100.0
+                        valid = _valid_time(h, p, n)
+                        if short in relative:
+                            relative[short] = bool(eccodes.codes_get(h, "uvRelativeToGrid"))
+                        eccodes.codes_set(h, "missingValue", _MISSING)
+                        values = np.asarray(eccodes.codes_get_values(h), dtype=np.float64)
+                        values[values >= _MISSING * 0.999] = np.nan
+                        assert lat2d is not None
+                        fields[(valid, level, short)] = values.reshape(lat2d.shape)
+                    finally:
+                        eccodes.codes_release(h)
+            finally:
+                # forget the multi-field state of this file (else a double free at exit)
+                eccodes.codes_grib_multi_support_reset_file(f)
     except WindFormatError:
         raise
     except (eccodes.CodesInternalError, OSError) as exc:

@@ -45,7 +45,8 @@ def read_netcdf(path: str | Path) -> WindGrid:
     """Read u, v (and heights, temperature, vertical velocity where present) on pressure levels."""
     p = Path(path)
     try:
-        ds = xr.open_dataset(p, decode_times=True)
+        # engine named: guessing would import every backend (cfgrib -> eccodes) for nothing
+        ds = xr.open_dataset(p, engine="netcdf4", decode_times=True)
     except Exception as exc:
         raise WindFormatError(f"{p}: not a readable NetCDF file ({exc})") from exc
     with ds:
