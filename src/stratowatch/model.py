@@ -11,6 +11,7 @@ for a local Cartesian frame).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -115,9 +116,9 @@ class Observation:
         n = _VALUE_LEN[self.kind]
         if len(self.value) != n:
             raise ValueError(f"{self.kind.name} observation needs {n} values, got {self.value}")
-        if not all(np.isfinite(v) for v in self.value):
+        if not all(math.isfinite(v) for v in self.value):
             raise ValueError(f"observation value must be finite, got {self.value}")
-        if any(not (s > 0 and np.isfinite(s)) for s in self.sigma):
+        if any(not (s > 0 and math.isfinite(s)) for s in self.sigma):
             raise ValueError(f"observation sigma must be positive and finite, got {self.sigma}")
 
 
