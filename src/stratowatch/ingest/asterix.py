@@ -76,7 +76,7 @@ from stratowatch.ingest._cat048 import ERROR_TEXT, Cat048Records, decode_cat048
 from stratowatch.ingest._emit import Emitter
 from stratowatch.ingest.base import IngestStats, ReadContext, Sink, register
 from stratowatch.ingest.registry import EMPTY_REGISTRY, SensorRegistry
-from stratowatch.model import MeasurementKind, Observation, Sensor
+from stratowatch.model import MeasurementKind, Observation, Sensor, SourceRef
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,21 @@ _CAT034_TYPES = {
 _CAT065_TYPES = {1: "sdps_status", 2: "end_of_batch", 3: "service_status"}
 
 _SECONDS_PER_DAY = 86400.0
+# What a CAT048 record becomes (see _Session._emit_cat048).
+_A_ERROR, _A_SIM, _A_TST, _A_RAB, _A_NOPOS, _A_NOSRC, _A_NOTIME = 0, 1, 2, 3, 4, 5, 6
+_A_POLAR, _A_GROUND, _A_NOSITE = 7, 8, 9
+_A_MESSAGES = {
+    _A_SIM: "asterix_cat048_simulated",
+    _A_TST: "asterix_cat048_test_target",
+    _A_RAB: "asterix_cat048_field_monitor",
+    _A_NOPOS: "asterix_cat048_no_position",
+}
+_A_QUARANTINE = {
+    _A_ERROR: ("", "FSPEC"),
+    _A_NOSRC: ("CAT048 record without I010 SAC/SIC", "I010"),
+    _A_NOTIME: ("CAT048 record without I140 time of day", "I140"),
+    _A_NOSITE: ("CAT048 plot without a height needs the radar site (register lat_deg/lon_deg)", "I090"),
+}
 _HALF_DAY = 43200.0
 
 
@@ -595,89 +610,96 @@ class _Session:
         if n == 0:
             return
         time_s = self.anchor.resolve(np.where(recs.error == 0, recs.tod_s, np.nan), pkt_time)
-        ok = recs.error == 0
-        has_pos = ok & np.isfinite(recs.rho_nm)
-        has_height = recs.fl_valid & ~recs.fl_garbled & np.isfinite(recs.flight_level)
-        raw_ids = [f"asterix:{a}/{b}" for a, b in zip(recs.sac.tolist(), recs.sic.tolist(), strict=True)]
-        # Per-sensor constants (few sensors, many records).
-        sensors: dict[str, tuple[str, frozenset[str], str, Sensor | None]] = {}
-        for rid in set(raw_ids):
-            sid, label, owner = self.registry.label(rid)
-            sensors[rid] = (sid, label, owner, self.registry.get(rid))
-        site_lat = np.array([_site(sensors[r][3])[0] for r in raw_ids]) if n else np.empty(0)
-        site_lon = np.array([_site(sensors[r][3])[1] for r in raw_ids]) if n else np.empty(0)
-        site_alt = np.array([_site(sensors[r][3])[2] for r in raw_ids]) if n else np.empty(0)
-        sig_r = np.array([(sensors[r][3] or DEFAULT_RADAR).sigma_range_m for r in raw_ids])
-        sig_az = np.array([(sensors[r][3] or DEFAULT_RADAR).sigma_azimuth_deg for r in raw_ids])
-        sig_v = np.array([(sensors[r][3] or DEFAULT_RADAR).sigma_v_m for r in raw_ids])
+        # Per-sensor constants, gathered per record through the SAC/SIC code (no per-record lookups).
+        code = np.where(recs.sac >= 0, recs.sac * 256 + recs.sic, -1)
+        codes, inverse = np.unique(code, return_inverse=True)
+        ids, labels, owners = [], [], []
+        site = np.full((codes.size, 3), np.nan)
+        sig = np.empty((codes.size, 3))
+        for k, c in enumerate(codes.tolist()):
+            sid, label, owner = self.registry.label(f"asterix:{c >> 8}/{c & 0xFF}")
+            sensor = self.registry.get(f"asterix:{c >> 8}/{c & 0xFF}")
+            ids.append(sid)
+            labels.append(label)
+            owners.append(owner)
+            site[k] = _site(sensor)
+            s_ = sensor or DEFAULT_RADAR
+            sig[k] = (s_.sigma_range_m, s_.sigma_azimuth_deg, s_.sigma_v_m)
+        s_site, s_sig = site[inverse], sig[inverse]
         range_m = recs.rho_nm * NM_M
         alt_m = recs.flight_level * 100.0 * FT_M
         g_lat, g_lon, g_sig = ground_from_slant(
-            range_m, recs.theta_deg, site_lat, site_lon, site_alt, sig_r, sig_az
+            range_m, recs.theta_deg, s_site[:, 0], s_site[:, 1], s_site[:, 2], s_sig[:, 0], s_sig[:, 1]
         )
-        err = recs.error.tolist()
+        has_height = recs.fl_valid & ~recs.fl_garbled & np.isfinite(recs.flight_level)
+        # What each record becomes, decided for all records at once (first matching rule wins).
+        action = np.select(
+            [
+                recs.error != 0,
+                recs.sim,
+                recs.tst,
+                recs.rab,
+                ~np.isfinite(recs.rho_nm),
+                code < 0,
+                ~np.isfinite(time_s),
+                has_height,
+                np.isfinite(g_lat),
+            ],
+            [_A_ERROR, _A_SIM, _A_TST, _A_RAB, _A_NOPOS, _A_NOSRC, _A_NOTIME, _A_POLAR, _A_GROUND],
+            default=_A_NOSITE,
+        ).tolist()
+        v0 = np.where(has_height, range_m, g_lat).tolist()
+        v1 = np.where(has_height, recs.theta_deg, g_lon).tolist()
+        v2 = alt_m.tolist()
+        sr, saz, sv, sg = s_sig[:, 0].tolist(), s_sig[:, 1].tolist(), s_sig[:, 2].tolist(), g_sig.tolist()
+        times, inv = time_s.tolist(), inverse.tolist()
+        icao = recs.icao.tolist()
+        callsigns = recs.callsign.tolist()
+        pos, starts, lengths = rec_pos.tolist(), recs.start.tolist(), recs.length.tolist()
+        errors = recs.error.tolist()
+        out, polar, ground = self.out, MeasurementKind.POLAR_HEIGHT, MeasurementKind.GROUND_2D
+        source = out.source
         for i in range(n):
-            pos = int(rec_pos[i])
-            if err[i] != 0:
-                raw = data[recs.start[i] : recs.start[i] + recs.length[i]]
-                self.out.quarantine(pos, ERROR_TEXT[err[i]], raw, "FSPEC")
+            act = action[i]
+            if act in _A_MESSAGES:
+                out.message(_A_MESSAGES[act])
                 continue
-            if recs.sim[i]:
-                self.out.message("asterix_cat048_simulated")
+            if act in _A_QUARANTINE:
+                reason, fld = _A_QUARANTINE[act]
+                if act == _A_ERROR:
+                    reason = ERROR_TEXT[errors[i]]
+                out.quarantine(pos[i], reason, data[starts[i] : starts[i] + lengths[i]], fld)
                 continue
-            if recs.tst[i]:
-                self.out.message("asterix_cat048_test_target")
-                continue
-            if recs.rab[i]:
-                self.out.message("asterix_cat048_field_monitor")
-                continue
-            if not has_pos[i]:
-                self.out.message("asterix_cat048_no_position")
-                continue
-            raw_rec = data[recs.start[i] : recs.start[i] + recs.length[i]]
-            if recs.sac[i] < 0:
-                self.out.quarantine(pos, "CAT048 record without I010 SAC/SIC", raw_rec, "I010")
-                continue
-            if not math.isfinite(time_s[i]):
-                self.out.quarantine(pos, "CAT048 record without I140 time of day", raw_rec, "I140")
-                continue
-            sid, label, owner, _sensor = sensors[raw_ids[i]]
-            icao = int(recs.icao[i])
-            cs = recs.callsign[i].decode("ascii", "replace").strip() or None
-            common = {
-                "identity": f"icao:{icao:06X}" if icao >= 0 else None,
-                "callsign": cs,
-                "releasable_to": label,
-                "originator": owner,
-                "source": self.out.ref(pos),
-            }
-            if has_height[i]:
+            k = inv[i]
+            cs = callsigns[i].decode("ascii", "replace").strip() or None
+            identity = f"icao:{icao[i]:06X}" if icao[i] >= 0 else None
+            if act == _A_POLAR:
                 obs = Observation(
-                    float(time_s[i]),
-                    sid,
-                    MeasurementKind.POLAR_HEIGHT,
-                    (float(range_m[i]), float(recs.theta_deg[i]), float(alt_m[i])),
-                    (float(sig_r[i]), float(sig_az[i]), float(sig_v[i])),
-                    **common,  # type: ignore[arg-type]
-                )
-            elif math.isfinite(g_lat[i]):
-                obs = Observation(
-                    float(time_s[i]),
-                    sid,
-                    MeasurementKind.GROUND_2D,
-                    (float(g_lat[i]), float(g_lon[i])),
-                    (float(g_sig[i]),),
-                    **common,  # type: ignore[arg-type]
+                    times[i],
+                    ids[k],
+                    polar,
+                    (v0[i], v1[i], v2[i]),
+                    (sr[i], saz[i], sv[i]),
+                    identity=identity,
+                    callsign=cs,
+                    releasable_to=labels[k],
+                    originator=owners[k],
+                    source=SourceRef(source, pos[i]),
                 )
             else:
-                self.out.quarantine(
-                    pos,
-                    "CAT048 plot without a height needs the radar site (register lat_deg/lon_deg)",
-                    raw_rec,
-                    "I090",
+                obs = Observation(
+                    times[i],
+                    ids[k],
+                    ground,
+                    (v0[i], v1[i]),
+                    (sg[i],),
+                    identity=identity,
+                    callsign=cs,
+                    releasable_to=labels[k],
+                    originator=owners[k],
+                    source=SourceRef(source, pos[i]),
                 )
-                continue
-            self.out.observations([obs])
+            out.observations((obs,))
 
     # -- library categories --------------------------------------------------------------------
     def _library_block(self, cat: int, raw: bytes, packet_time_s: float, pos: int) -> None:
