@@ -60,8 +60,10 @@ def command(
         except RegistryError as e:
             raise UsageFailure(str(e)) from None
     day = parse_date(date_text)
-    if not file.is_file():
+    if not file.exists():
         raise UsageFailure(f"{file}: no such file")
+    if not file.is_file():
+        raise UsageFailure(f"{file}: not a regular file")
     try:
         name = detect_format(file) if fmt == "auto" else fmt
         if name not in reader_names():
