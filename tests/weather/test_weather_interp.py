@@ -18,12 +18,14 @@ def make_grid(
     v_fn=None,
     *,
     times=(0.0,),
-    lat=np.arange(-90.0, 90.1, 10.0),
-    lon=np.arange(0.0, 360.0, 10.0),
+    lat=None,
+    lon=None,
     global_lon=True,
     heights=None,
 ) -> WindGrid:
     t = np.asarray(times, dtype=float)
+    lat = np.arange(-90.0, 90.1, 10.0) if lat is None else lat
+    lon = np.arange(0.0, 360.0, 10.0) if lon is None else lon
     T, _, Y, X = np.meshgrid(t, LEVELS_HPA, lat, lon, indexing="ij")
     H = (
         np.broadcast_to(LEVEL_HEIGHTS_M[None, :, None, None], T.shape).copy()
@@ -92,7 +94,7 @@ def test_out_of_domain_raises_naming_the_axis_or_clamps() -> None:
         lon=np.arange(210.0, 310.1, 5.0),
         global_lon=False,
     )
-    with pytest.raises(WindDomainError, match="latitude 70 .*20, 65"):
+    with pytest.raises(WindDomainError, match=r"latitude 70 .*20, 65"):
         wind_at(g, 0.0, 70.0, 250.0, 1000.0)
     with pytest.raises(WindDomainError, match="longitude"):
         wind_at(g, 0.0, 30.0, 0.0, 1000.0)
