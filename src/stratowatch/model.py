@@ -69,8 +69,10 @@ class SourceRef:
 class Sensor:
     """A sensor of a partner: where it is, how accurate it is, and who may see its data.
 
-    ``max_range_m`` (radars) lets the tracker count a missed detection only where the sensor
-    could have seen the track. Accuracies are used when an observation does not state its own.
+    ``max_range_m`` and ``max_elevation_deg`` (radars: the cone of silence overhead) let the
+    tracker count a missed detection only where the sensor could have seen the track;
+    ``p_detect`` says how much a miss there weighs. Accuracies are used when an observation does
+    not state its own.
     """
 
     sensor_id: str
@@ -80,6 +82,8 @@ class Sensor:
     lon_deg: float = float("nan")
     alt_m: float = 0.0
     max_range_m: float = float("inf")
+    max_elevation_deg: float = 90.0
+    p_detect: float = 0.9
     sigma_range_m: float = 50.0
     sigma_azimuth_deg: float = 0.1
     sigma_elevation_deg: float = 0.2

@@ -64,6 +64,8 @@ class RadarSpec:
             lon_deg=self.lon_deg,
             alt_m=self.alt_m,
             max_range_m=self.max_range_m,
+            max_elevation_deg=self.max_elevation_deg,
+            p_detect=min(self.pd_aircraft, self.pd_balloon),
             sigma_range_m=self.sigma_range_m,
             sigma_azimuth_deg=self.sigma_azimuth_deg,
             sigma_elevation_deg=self.sigma_elevation_deg,

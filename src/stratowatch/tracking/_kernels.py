@@ -121,3 +121,41 @@ def imm_predict(x, P, mu, dt, up, q_h, q_v, tau, pi):  # type: ignore[no-untyped
                     for t in range(6):
                         P_prior[p, k, s, t] = P_meas[p, k, s, t]
     return c, x_prior, P_prior, x_meas, P_meas, F
+
+
+@njit(cache=True)
+def predict_combined(xc, Pc, mu, dt, up, q_h, q_v):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Predict the moment-matched (single Gaussian) state of each row by its own dt with the
+    nearly-constant-velocity transition and the model-probability-weighted process noise.
+
+    Used for gating and display, where one Gaussian per track is enough; the exact IMM cycle
+    (:func:`imm_predict`) runs only for the pairs that are assigned.
+    """
+    n = xc.shape[0]
+    m = mu.shape[1]
+    x = np.empty((n, 6))
+    P = np.empty((n, 6, 6))
+    for p in range(n):
+        d = dt[p]
+        a = abs(d)
+        qh = 0.0
+        qv = 0.0
+        for k in range(m):
+            qh += mu[p, k] * q_h[k]
+            qv += mu[p, k] * q_v[k]
+        for s in range(3):
+            x[p, s] = xc[p, s] + d * xc[p, 3 + s]
+            x[p, 3 + s] = xc[p, 3 + s]
+        # F P F^T with F = [[I, dI], [0, I]], by blocks
+        for i in range(3):
+            for j in range(3):
+                ppp = Pc[p, i, j]
+                ppv = Pc[p, i, 3 + j]
+                pvp = Pc[p, 3 + i, j]
+                pvv = Pc[p, 3 + i, 3 + j]
+                base = (qh if i == j else 0.0) + (qv - qh) * up[p, i] * up[p, j]
+                P[p, i, j] = ppp + d * (ppv + pvp) + d * d * pvv + base * a * a * a / 3.0
+                P[p, i, 3 + j] = ppv + d * pvv + base * d * a / 2.0
+                P[p, 3 + i, j] = pvp + d * pvv + base * d * a / 2.0
+                P[p, 3 + i, 3 + j] = pvv + base * a
+    return x, P

@@ -14,8 +14,6 @@ any kinematic test; pairs whose identities disagree are never formed.
 
 from __future__ import annotations
 
-from itertools import chain
-
 import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
@@ -30,25 +28,32 @@ def chi2_gate(probability: float, dim: int) -> float:
 
 
 def spatial_candidates(
-    track_points: FloatArray,
-    track_radius: FloatArray,
-    det_points: FloatArray,
-    det_radius: FloatArray,
+    track_points: FloatArray, track_radius: FloatArray, det_points: FloatArray, det_radius: FloatArray
 ) -> tuple[IntArray, IntArray]:
-    """All (track, detection) index pairs whose points lie within the sum of their radii."""
+    """All (track, detection) index pairs whose points lie within the sum of their radii.
+
+    Tracks are split into a few classes of similar radius (tentative tracks reach much further
+    than confirmed ones); each class is one kd-tree x kd-tree sparse distance query in C, so no
+    per-track list ever reaches Python.
+    """
     if track_points.shape[0] == 0 or det_points.shape[0] == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    tree = cKDTree(det_points)
-    reach = track_radius + float(det_radius.max())
-    lists = tree.query_ball_point(track_points, reach, return_sorted=False)
-    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    det = np.fromiter(chain.from_iterable(lists), dtype=np.int64, count=int(counts.sum()))
-    trk = np.repeat(np.arange(track_points.shape[0], dtype=np.int64), counts)
-    if det.size:
-        d = np.linalg.norm(track_points[trk] - det_points[det], axis=1)
-        keep = d <= track_radius[trk] + det_radius[det]
-        trk, det = trk[keep], det[keep]
-    return trk, det
+    det_tree = cKDTree(det_points)
+    r_det = float(det_radius.max())
+    cls = np.floor(np.log2(np.maximum(track_radius, 1.0))).astype(np.int64)
+    out_t, out_d = [], []
+    for c in np.unique(cls):  # a handful of radius classes (octaves), not one query per track
+        idx = np.flatnonzero(cls == c)
+        tree = cKDTree(track_points[idx])
+        m = tree.sparse_distance_matrix(
+            det_tree, float(track_radius[idx].max()) + r_det, output_type="ndarray"
+        )
+        trk = idx[m["i"]]
+        det = m["j"].astype(np.int64)
+        keep = m["v"] <= track_radius[trk] + det_radius[det]
+        out_t.append(trk[keep])
+        out_d.append(det[keep])
+    return np.concatenate(out_t).astype(np.int64), np.concatenate(out_d)
 
 
 def identity_pairs(track_identity: IntArray, det_identity: IntArray) -> tuple[IntArray, IntArray]:

@@ -99,6 +99,36 @@ def predict_pairs(
     return PairPrediction(dt < 0, c, x_prior, P_prior, x_meas, P_meas, F)
 
 
+def predict_combined(
+    xc: FloatArray,
+    Pc: FloatArray,
+    mu: FloatArray,
+    dt: FloatArray,
+    up: FloatArray,
+    models: Sequence[MotionModel],
+    switching_rates: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """One-Gaussian prediction of each row's moment-matched state (for gating and display):
+    constant-velocity transition, process noise weighted by the predicted model probabilities
+    mu Pi(dt)."""
+    from stratowatch.tracking._kernels import predict_combined as kernel
+
+    pi = transition_probabilities(switching_rates, np.abs(dt))
+    mu = (mu[:, None, :] @ pi)[:, 0, :]
+    q_h = np.array([mm.q_h for mm in models])
+    q_v = np.array([mm.q_v for mm in models])
+    x, P = kernel(
+        np.ascontiguousarray(xc),
+        np.ascontiguousarray(Pc),
+        np.ascontiguousarray(mu),
+        np.ascontiguousarray(dt, dtype=np.float64),
+        np.ascontiguousarray(up, dtype=np.float64),
+        q_h,
+        q_v,
+    )
+    return x, P
+
+
 def predict_pairs_numpy(
     x: FloatArray,
     P: FloatArray,

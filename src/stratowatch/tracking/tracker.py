@@ -80,7 +80,10 @@ class TrackerConfig:
     gate_probability: float = 0.9995
     confirm_hits: int = 3  # M of M-of-N confirmation
     confirm_window: int = 4  # N
-    max_misses: int = 3  # consecutive misses in coverage before a confirmed track is deleted
+    # A confirmed track is deleted when its run of misses in coverage is as unlikely as
+    # `max_misses` misses of a sensor with detection probability `p_detect`: three misses of a
+    # Pd 0.9 radar, six of a Pd 0.7 one.
+    max_misses: int = 3
     max_coast_s: float = 60.0
     max_coast_balloon_s: float = 1800.0
     max_position_sigma_m: float = 20_000.0
@@ -112,7 +115,6 @@ class _Scored:
     ms: MeasurementSet
     trk: IntArray
     row: IntArray  # row in ms
-    pred: imm.PairPrediction
     forced: BoolArray
     d2: FloatArray
     logdet: FloatArray
@@ -204,11 +206,10 @@ class Tracker:
             sel = (tr.status != TrackStatus.TENTATIVE) & (tr.misses_run <= self.config.report_max_misses)
         idx = np.flatnonzero(sel)
         dt = np.maximum(time_s - tr.t_s[idx], 0.0)
-        xc0, _ = tr.combined()
-        pred = imm.predict_pairs(
-            tr.x[idx], tr.P[idx], tr.mu[idx], dt, self._up(xc0[idx, :3]), self.models, self._rates
+        xc0, Pc0 = tr.combined()
+        x, P = imm.predict_combined(
+            xc0[idx], Pc0[idx], tr.mu[idx], dt, self._up(xc0[idx, :3]), self.models, self._rates
         )
-        x, P = imm.combine(pred.x_meas, pred.P_meas, pred.c)
         g = self.frame.to_geodetic(x[:, :3]) if idx.size else np.empty((0, 3))
         b = self.frame.enu_basis(x[:, :3]) if idx.size else np.empty((0, 3, 3))
         vel = np.einsum("nij,nj->ni", b, x[:, 3:])
@@ -225,7 +226,7 @@ class Tracker:
             alt_m=g[:, 2],
             velocity_enu_mps=vel,
             position_sigma_enu_m=sig,
-            mu=pred.c,
+            mu=tr.mu[idx],
             last_update_s=tr.t_s[idx],
             first_s=tr.first_s[idx],
             identity=tr.identity[idx],
@@ -366,10 +367,9 @@ class Tracker:
         ok = gating.identities_compatible(tr.identity[trk], ms.identity[row])
         trk, row, forced = trk[ok], row[ok], forced[ok]
         dt = ms.time_s[row] - tr.t_s[trk]
-        pred = imm.predict_pairs(
-            tr.x[trk], tr.P[trk], tr.mu[trk], dt, self._up(xc[trk, :3]), self.models, self._rates
+        x_m, P_m = imm.predict_combined(
+            xc[trk], Pc[trk], tr.mu[trk], dt, self._up(xc[trk, :3]), self.models, self._rates
         )
-        x_m, P_m = pred.combined_meas()
         zhat, H = predict_measurement(ms, row, x_m, self.frame)
         nu = innovation(ms, row, zhat)
         S = H @ P_m @ np.swapaxes(H, -1, -2) + ms.R[row]
@@ -377,7 +377,7 @@ class Tracker:
         gate = gating.chi2_gate(cfg.gate_probability, ms.dim)
         keep = (d2 < gate) | forced
         _, logdet = np.linalg.slogdet(S) if trk.size else (None, np.empty(0))
-        return _Scored(ms, trk[keep], row[keep], _take_pred(pred, keep), forced[keep], d2[keep], logdet[keep])
+        return _Scored(ms, trk[keep], row[keep], forced[keep], d2[keep], logdet[keep])
 
     def _associate_and_update(
         self, scored: list[_Scored], sub: ObservationBatch
@@ -453,7 +453,12 @@ class Tracker:
     def _model_measurements(
         self, s: _Scored, rows: IntArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, imm.PairPrediction]:
-        pred = _take_pred(s.pred, rows)
+        tr = self.tracks
+        t = s.trk[rows]
+        dt = s.ms.time_s[s.row[rows]] - tr.t_s[t]
+        pred = imm.predict_pairs(
+            tr.x[t], tr.P[t], tr.mu[t], dt, self._up(tr.xc[t, :3]), self.models, self._rates
+        )
         p, m = pred.c.shape
         det_rows = np.repeat(s.row[rows], m)
         zhat, H = predict_measurement(s.ms, det_rows, pred.x_meas.reshape(p * m, 6), self.frame)
@@ -473,6 +478,7 @@ class Tracker:
             np.maximum(mu, 1e-6) / np.maximum(mu, 1e-6).sum(1, keepdims=True),
         )
         tr.t_s[t] = np.maximum(tr.t_s[t], s.ms.time_s[s.row[rows]])
+        tr.refresh(t)
         self._after_update(t, s.ms.identity[s.row[rows]], sub, det_rows)
         self.last_stats.updates += t.size
         self.last_stats.late += int(pred.late.sum())
@@ -548,6 +554,7 @@ class Tracker:
         mu = np.maximum(mu / np.maximum(mu.sum(1, keepdims=True), 1e-300), 1e-6)
         mu /= mu.sum(1, keepdims=True)
         tr.x[uniq], tr.P[uniq], tr.mu[uniq] = x_new, P_new, mu
+        tr.refresh(uniq)
         times = np.concatenate(
             [
                 scored[k].ms.time_s[scored[k].row[pair_row[set_of == k]]]
@@ -562,6 +569,7 @@ class Tracker:
         self.last_stats.late += int(np.concatenate(lates).sum())
         tr.hits[uniq] += 1
         tr.misses_run[uniq] = 0
+        tr.miss_logp[uniq] = 0.0
         tr.n_updates[uniq] += 1
 
     def _after_update(
@@ -570,6 +578,7 @@ class Tracker:
         tr = self.tracks
         tr.hits[t] += 1
         tr.misses_run[t] = 0
+        tr.miss_logp[t] = 0.0
         tr.n_updates[t] += 1
         take_id = (tr.identity[t] < 0) & (identity >= 0)
         tr.identity[t[take_id]] = identity[take_id]
@@ -606,7 +615,8 @@ class Tracker:
             )
             enu = (xc[:n, :3] - site_pos[0]) @ site_basis[0].T
             rng = np.linalg.norm(enu, axis=1)
-            cand &= rng <= sensor.max_range_m
+            elev = np.degrees(np.arctan2(enu[:, 2], np.hypot(enu[:, 0], enu[:, 1])))
+            cand &= (rng <= sensor.max_range_m) & (elev <= sensor.max_elevation_deg)
             polar = np.isin(sub.kind, (2, 3))
             if np.any(polar):
                 az = sub.value[polar, 1] % 360.0
@@ -614,6 +624,7 @@ class Tracker:
                 cand &= _within_sweep(track_az, az)
         tr.misses_run[:n][cand] += 1
         tr.misses_total[:n][cand] += 1
+        tr.miss_logp[:n][cand] += np.log(1.0 - min(max(sensor.p_detect, 0.01), 0.99))
 
     def _births(self, sets: list[MeasurementSet], sub: ObservationBatch, used: BoolArray) -> None:
         cfg = self.config
@@ -654,10 +665,13 @@ class Tracker:
                 hits=np.ones(k, np.int64),
                 misses_total=np.zeros(k, np.int64),
                 misses_run=np.zeros(k, np.int64),
+                miss_logp=np.zeros(k),
                 first_s=ms.time_s[free].copy(),
                 identity=ms.identity[free].copy(),
                 sensor_mask=self._sensor_bit_array(sub, det_rows),
                 n_updates=np.ones(k, np.int64),
+                xc=x,
+                Pc=P,
             )
             self._next_id += k
             self.tracks.append(new)
@@ -690,7 +704,8 @@ class Tracker:
         sigma = np.sqrt(
             np.trace(Pc[:, :3, :3], axis1=1, axis2=2) + np.trace(Pc[:, 3:, 3:], axis1=1, axis2=2) * age * age
         )
-        lost = conf & ((tr.misses_run >= cfg.max_misses) | (age > coast) | (sigma > cfg.max_position_sigma_m))
+        unlikely = tr.miss_logp < cfg.max_misses * np.log(1.0 - cfg.p_detect) + 1e-9
+        lost = conf & (unlikely | (age > coast) | (sigma > cfg.max_position_sigma_m))
         tent_old = tent & ~confirm & (age > coast)
         tr.status[conf & (tr.misses_run > 0)] = TrackStatus.COASTING
         tr.status[conf & (tr.misses_run == 0)] = TrackStatus.CONFIRMED
@@ -751,19 +766,6 @@ def _within_sweep(track_az: FloatArray, plot_az: FloatArray) -> BoolArray:
     start = s[(k + 1) % s.size] - 5.0
     width = 360.0 - gaps[k] + 10.0
     return np.asarray(((track_az - start) % 360.0) <= width)
-
-
-def _take_pred(pred: imm.PairPrediction, sel: npt.ArrayLike) -> imm.PairPrediction:
-    s = np.asarray(sel)
-    return imm.PairPrediction(
-        pred.late[s],
-        pred.c[s],
-        pred.x_prior[s],
-        pred.P_prior[s],
-        pred.x_meas[s],
-        pred.P_meas[s],
-        pred.F[s],
-    )
 
 
 def local_tracker(config: TrackerConfig | None = None) -> Tracker:

@@ -25,10 +25,13 @@ class TrackArrays:
     hits: IntArray
     misses_total: IntArray
     misses_run: IntArray
+    miss_logp: FloatArray  # log probability of the current run of misses (0 after a hit)
     first_s: FloatArray
     identity: IntArray
     sensor_mask: npt.NDArray[np.uint64]
     n_updates: IntArray
+    xc: FloatArray  # (n, 6) cached moment-matched state (see refresh)
+    Pc: FloatArray  # (n, 6, 6)
 
     @classmethod
     def empty(cls, n_models: int) -> TrackArrays:
@@ -42,10 +45,13 @@ class TrackArrays:
             hits=np.empty(0, np.int64),
             misses_total=np.empty(0, np.int64),
             misses_run=np.empty(0, np.int64),
+            miss_logp=np.empty(0),
             first_s=np.empty(0),
             identity=np.empty(0, np.int64),
             sensor_mask=np.empty(0, np.uint64),
             n_updates=np.empty(0, np.int64),
+            xc=np.empty((0, 6)),
+            Pc=np.empty((0, 6, 6)),
         )
 
     def __len__(self) -> int:
@@ -61,9 +67,17 @@ class TrackArrays:
 
     def combined(self) -> tuple[FloatArray, FloatArray]:
         """Moment-matched state and covariance (n, 6), (n, 6, 6) at each track's own time."""
+        return self.xc, self.Pc
+
+    def refresh(self, rows: npt.ArrayLike | None = None) -> None:
+        """Recompute the cached moment-matched state of the given rows (all by default)."""
         from stratowatch.tracking.imm import combine
 
-        return combine(self.x, self.P, self.mu)
+        if rows is None:
+            self.xc, self.Pc = combine(self.x, self.P, self.mu)
+        else:
+            r = np.asarray(rows)
+            self.xc[r], self.Pc[r] = combine(self.x[r], self.P[r], self.mu[r])
 
 
 @dataclass(frozen=True, slots=True)
