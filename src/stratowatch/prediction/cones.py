@@ -43,7 +43,8 @@ class Cone:
     members: npt.NDArray[np.int64]
 
     def contains(self, lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        """Whether the point(s) at each time (shape (n_times,) or broadcastable) lie inside."""
+        """Whether points lie inside; the last axis of ``lat_deg``/``lon_deg`` is this cone's
+        times (e.g. (members, n_times) paths, or one truth point per time)."""
         x, y = _project(
             self.centre_lat_deg, self.centre_lon_deg, np.asarray(lat_deg, float), np.asarray(lon_deg, float)
         )
@@ -106,6 +107,8 @@ def cones(
     d2 = inv[None, :, 0, 0] * dx * dx + 2.0 * inv[None, :, 0, 1] * dx * dy + inv[None, :, 1, 1] * dy * dy
     d2 = np.where(ok, d2, np.nan)
     vals, vecs = np.linalg.eigh(cov)
+    flip = np.linalg.det(vecs) < 0  # keep a rotation (not a reflection): counter-clockwise rings
+    vecs[flip, :, 1] *= -1.0
     theta = np.linspace(0.0, 2.0 * np.pi, n_vertices + 1)
     circle = np.stack([np.cos(theta), np.sin(theta)])  # (2, nv+1), counter-clockwise
     out = []

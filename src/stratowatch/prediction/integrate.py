@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -109,6 +109,21 @@ class Prediction:
         last = np.where(finite.any(axis=1), finite.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1), 0)
         rows = np.arange(self.members)
         return self.lat_deg[rows, last], self.lon_deg[rows, last], self.alt_m[rows, last]
+
+    def held(self) -> Prediction:
+        """A copy where members that left the wind field stay at their exit point (not NaN)."""
+        finite = np.isfinite(self.lat_deg)
+        if finite.all():
+            return self
+        idx = np.where(finite, np.arange(finite.shape[1])[None, :], 0)
+        idx = np.maximum.accumulate(idx, axis=1)
+        rows = np.arange(self.members)[:, None]
+        return replace(
+            self,
+            lat_deg=self.lat_deg[rows, idx],
+            lon_deg=self.lon_deg[rows, idx],
+            alt_m=self.alt_m[rows, idx],
+        )
 
     def median_path(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Per-time median of the members' latitude, longitude (unwrapped about member 0) and altitude."""
