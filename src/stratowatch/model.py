@@ -343,3 +343,60 @@ class Track:
     def speed_mps(self) -> float:
         e, n, _ = self.velocity_enu_mps
         return float(np.hypot(e, n))
+
+
+# --------------------------------------------------------------------------- service-level model
+
+
+@dataclass(frozen=True, slots=True)
+class Geofence:
+    """A place that matters: a circle around a site, a polygon, or a line (a border, an ADIZ edge).
+
+    ``coordinates`` are (lat_deg, lon_deg) pairs: the centre for a circle, the ring for a polygon
+    (first point not repeated), the vertices for a line. ``source`` says where the facts came from.
+    """
+
+    geofence_id: str
+    name: str
+    kind: str  # "circle" | "polygon" | "line"
+    coordinates: tuple[tuple[float, float], ...]
+    radius_m: float = 0.0
+    min_alt_m: float = float("-inf")
+    max_alt_m: float = float("inf")
+    severity: str = "warning"  # "info" | "warning" | "critical"
+    source: str = ""
+    releasable_to: frozenset[str] = PUBLIC
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One thing that needs attention. ``alert_id`` is a stable de-duplication key
+    (e.g. ``"geofence_enter:42:mt-malmstrom"``); re-notification happens only on material change."""
+
+    alert_id: str
+    time_s: float
+    rule: str  # geofence_enter | geofence_exit | predicted_entry | new_unidentified | track_lost | border_crossing
+    severity: str
+    message: str
+    track_id: int | None = None
+    geofence_id: str | None = None
+    details: Mapping[str, object] = field(default_factory=dict)
+    incident_id: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_s: float | None = None
+    releasable_to: frozenset[str] = PUBLIC
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A thread of alerts about one object or event, with its lifecycle and who did what."""
+
+    incident_id: str
+    opened_s: float
+    status: str  # open | tracking | resolved
+    title: str
+    track_ids: tuple[int, ...] = ()
+    alert_ids: tuple[str, ...] = ()
+    history: tuple[tuple[float, str, str], ...] = ()  # (time_s, who, what)
+    updated_s: float = 0.0
+    releasable_to: frozenset[str] = PUBLIC
