@@ -30,16 +30,36 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_analytic_field_csv_with_timing(tmp_path) -> None:
     out = tmp_path / "p.csv"
-    res = run("--lat", "45", "--lon", "-100", "--alt-m", "18000", "--time", "2023-02-02T00:00:00Z",
-              "--hours", "24", "--members", "50", "-o", str(out), "--timing")  # fmt: skip
+    res = run(
+        "--lat",
+        "45",
+        "--lon",
+        "-100",
+        "--alt-m",
+        "18000",
+        "--time",
+        "2023-02-02T00:00:00Z",
+        "--hours",
+        "24",
+        "--members",
+        "50",
+        "-o",
+        str(out),
+        "--timing",
+    )
     assert res.exit_code == 0, res.output
     assert "analytic test field" in res.stderr
     timing = json.loads(res.stderr.strip().splitlines()[-1])
     assert timing["load_s"] >= 0 and timing["integrate_s"] > 0 and timing["members"] == 50
     rows = read_rows(out)
     assert len(rows) == 50 * (24 * 6 + 1)
-    assert rows[0] == {"member": "0", "time_utc": "2023-02-02T00:00:00Z", "lat": "45.000000",
-                       "lon": "-100.000000", "alt_m": "18000.0"}  # fmt: skip
+    assert rows[0] == {
+        "member": "0",
+        "time_utc": "2023-02-02T00:00:00Z",
+        "lat": "45.000000",
+        "lon": "-100.000000",
+        "alt_m": "18000.0",
+    }
     last = [r for r in rows if r["member"] == "0"][-1]
     assert last["time_utc"] == "2023-02-03T00:00:00Z"
     assert float(last["lon"]) != -100.0
@@ -49,8 +69,26 @@ def test_analytic_field_csv_with_timing(tmp_path) -> None:
 
 def test_geojson_with_cones_and_region(tmp_path) -> None:
     out = tmp_path / "p.geojson"
-    res = run("--lat", "45", "--lon", "-100", "--alt-m", "11000", "--time", "1675296000", "--hours", "12",
-              "--members", "200", "--region", "big=45,-90,2000", "--cone-every-h", "6", "-o", str(out))  # fmt: skip
+    res = run(
+        "--lat",
+        "45",
+        "--lon",
+        "-100",
+        "--alt-m",
+        "11000",
+        "--time",
+        "1675296000",
+        "--hours",
+        "12",
+        "--members",
+        "200",
+        "--region",
+        "big=45,-90,2000",
+        "--cone-every-h",
+        "6",
+        "-o",
+        str(out),
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     cones_ = [f for f in doc["features"] if f["properties"]["kind"] == "cone"]
@@ -63,8 +101,23 @@ def test_geojson_with_cones_and_region(tmp_path) -> None:
 
 def test_kml_output_and_backward(tmp_path) -> None:
     out = tmp_path / "p.kml"
-    res = run("--lat", "40", "--lon", "10", "--alt-m", "15000", "--time", "1675296000", "--hours", "12",
-              "--members", "20", "--backward", "-o", str(out))  # fmt: skip
+    res = run(
+        "--lat",
+        "40",
+        "--lon",
+        "10",
+        "--alt-m",
+        "15000",
+        "--time",
+        "1675296000",
+        "--hours",
+        "12",
+        "--members",
+        "20",
+        "--backward",
+        "-o",
+        str(out),
+    )
     assert res.exit_code == 0, res.output
     assert "backward" in res.stderr
     root = ET.parse(out).getroot()
@@ -73,8 +126,23 @@ def test_kml_output_and_backward(tmp_path) -> None:
 
 def test_unknown_altitude_from_velocity(tmp_path) -> None:
     out = tmp_path / "p.csv"
-    res = run("--lat", "45", "--lon", "-100", "--velocity", "20", "0", "--time", "1675296000", "--hours", "2",
-              "--members", "100", "-o", str(out))  # fmt: skip
+    res = run(
+        "--lat",
+        "45",
+        "--lon",
+        "-100",
+        "--velocity",
+        "20",
+        "0",
+        "--time",
+        "1675296000",
+        "--hours",
+        "2",
+        "--members",
+        "100",
+        "-o",
+        str(out),
+    )
     assert res.exit_code == 0, res.output
     assert "altitude unknown: drawn from the drift match" in res.stderr
     alts = np.array([float(r["alt_m"]) for r in read_rows(out) if r["time_utc"] == "2023-02-02T00:00:00Z"])
@@ -85,15 +153,39 @@ def test_unknown_altitude_from_velocity(tmp_path) -> None:
     ("args", "message"),
     [
         (["--lat", "45", "--lon", "0", "--alt-m", "1000", "-o", "x.csv"], "give --lat, --lon and --time"),
-        (["--lat", "45", "--lon", "0", "--alt-m", "1000", "--time", "yesterday", "-o", "x.csv"], "not an ISO 8601"),
-        (["--lat", "45", "--lon", "0", "--alt-m", "1000", "--time", "0", "-o", "x.txt"], "must end in .geojson"),
+        (
+            ["--lat", "45", "--lon", "0", "--alt-m", "1000", "--time", "yesterday", "-o", "x.csv"],
+            "not an ISO 8601",
+        ),
+        (
+            ["--lat", "45", "--lon", "0", "--alt-m", "1000", "--time", "0", "-o", "x.txt"],
+            "must end in .geojson",
+        ),
         (["--lat", "95", "--lon", "0", "--alt-m", "1000", "--time", "0", "-o", "x.csv"], "within [-90, 90]"),
         (["--lat", "45", "--lon", "0", "--time", "0", "-o", "x.csv"], "give --alt-m, or --velocity"),
-        (["--lat", "4", "--lon", "0", "--alt-m", "1", "--time", "0", "--region", "x=1,2", "-o", "x.csv"], "NAME=LAT"),
-        (["--winds", "nonexistent.nc", "--lat", "4", "--lon", "0", "--alt-m", "1", "--time", "0", "-o", "x.csv"],
-         "nonexistent.nc"),
+        (
+            ["--lat", "4", "--lon", "0", "--alt-m", "1", "--time", "0", "--region", "x=1,2", "-o", "x.csv"],
+            "NAME=LAT",
+        ),
+        (
+            [
+                "--winds",
+                "nonexistent.nc",
+                "--lat",
+                "4",
+                "--lon",
+                "0",
+                "--alt-m",
+                "1",
+                "--time",
+                "0",
+                "-o",
+                "x.csv",
+            ],
+            "nonexistent.nc",
+        ),
     ],
-)  # fmt: skip
+)
 def test_user_errors_are_one_line_exit_2(tmp_path, args, message) -> None:
     res = CliRunner().invoke(
         cli, ["predict", *[a if not a.startswith("x.") else str(tmp_path / a) for a in args]]
@@ -107,16 +199,44 @@ def test_user_errors_are_one_line_exit_2(tmp_path, args, message) -> None:
 @pytest.mark.skipif(not GFS.exists(), reason=f"needs {GFS}")
 def test_real_gfs_field(tmp_path) -> None:
     out = tmp_path / "gfs.geojson"
-    res = run("--winds", str(GFS), "--lat", "45", "--lon", "-140", "--alt-m", "18000", "--time",
-              "2010-10-26T12:00:00Z", "--hours", "24", "--members", "100", "-o", str(out))  # fmt: skip
+    res = run(
+        "--winds",
+        str(GFS),
+        "--lat",
+        "45",
+        "--lon",
+        "-140",
+        "--alt-m",
+        "18000",
+        "--time",
+        "2010-10-26T12:00:00Z",
+        "--hours",
+        "24",
+        "--members",
+        "100",
+        "-o",
+        str(out),
+    )
     assert res.exit_code == 0, res.output
     assert "one analysis time" in res.stderr
     doc = json.loads(out.read_text())
     median = next(f for f in doc["features"] if f["properties"]["kind"] == "median_path")
     end_lon = median["geometry"]["coordinates"][-1][0]
     assert -140.0 < end_lon < -100.0  # carried east by the westerlies
-    outside = run("--winds", str(GFS), "--lat", "45", "--lon", "0", "--alt-m", "18000", "--time",
-                  "2010-10-26T12:00:00Z", "-o", str(tmp_path / "x.csv"))  # fmt: skip
+    outside = run(
+        "--winds",
+        str(GFS),
+        "--lat",
+        "45",
+        "--lon",
+        "0",
+        "--alt-m",
+        "18000",
+        "--time",
+        "2010-10-26T12:00:00Z",
+        "-o",
+        str(tmp_path / "x.csv"),
+    )
     assert outside.exit_code == 2 and "start point" in outside.stderr and "longitude" in outside.stderr
 
 
@@ -124,8 +244,22 @@ def test_real_gfs_field(tmp_path) -> None:
 @pytest.mark.skipif(len(FLIGHTS) < 2, reason="needs the radiosonde KMZ flights in shared/data/balloon_tracks")
 def test_next_flight_from_previous_flight_winds(tmp_path) -> None:
     out = tmp_path / "next.csv"
-    res = run("--winds", str(FLIGHTS[0]), "--from-flight", str(FLIGHTS[1]), "--burst-alt-m", "30000",
-              "--hours", "4", "--members", "20", "--output-every-s", "60", "-o", str(out))  # fmt: skip
+    res = run(
+        "--winds",
+        str(FLIGHTS[0]),
+        "--from-flight",
+        str(FLIGHTS[1]),
+        "--burst-alt-m",
+        "30000",
+        "--hours",
+        "4",
+        "--members",
+        "20",
+        "--output-every-s",
+        "60",
+        "-o",
+        str(out),
+    )
     assert res.exit_code == 0, res.output
     assert "ascent 5." in res.stderr and "landed" in res.stderr
     rows = [r for r in read_rows(out) if r["member"] == "0"]
