@@ -286,3 +286,16 @@ def test_columnar_path_equals_row_path_and_chunking_does_not_matter() -> None:
     assert np.array_equal(batch.value[:, :2], rows)
     assert np.array_equal(batch.obs_index, [o.source.position for o in sink.observations if o.source])
     assert np.array_equal(batch.time_s, [o.time_s for o in sink.observations])
+
+
+def test_gzip_input_and_truncated_gzip() -> None:
+    text = "".join(f"{k}.0,{EVEN if k % 2 else ODD}\n" for k in range(200)).encode()
+    whole = gzip.compress(text)
+    sink = CollectingSink()
+    stats = ModeSReader().read(io.BytesIO(whole), ReadContext("gz"), sink)
+    assert stats.units == 200 and stats.observations == 199 and not sink.quarantined
+    sink = CollectingSink()
+    stats = ModeSReader().read(io.BytesIO(whole[: len(whole) // 2]), ReadContext("gz"), sink)
+    assert stats.accounted == stats.units
+    assert [q.reason.split(":")[0] for q in sink.quarantined] == ["gzip data corrupt or truncated"]
+    assert sink.quarantined[0].source.position == stats.units

@@ -29,7 +29,13 @@ import numpy as np
 
 from stratowatch.ingest import _modes_core as core
 from stratowatch.ingest.base import IngestStats, ReadContext, Sink, register
-from stratowatch.ingest.modes import CHUNK_BYTES, gunzip_head, maybe_gunzip, read_chunks
+from stratowatch.ingest.modes import (
+    CHUNK_BYTES,
+    gunzip_head,
+    maybe_gunzip,
+    read_chunks,
+    stream_failure,
+)
 from stratowatch.model import IdentityCodes, ObservationBatch
 
 ESC = 0x1A
@@ -211,7 +217,8 @@ class BeastReader:
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         stats = IngestStats()
         rest = b""
-        for data in read_chunks(maybe_gunzip(stream), self.chunk_bytes):
+        stream = maybe_gunzip(stream)
+        for data in read_chunks(stream, self.chunk_bytes):
             buf = rest + data
             items, used = deframe(buf)
             rest = buf[used:]
@@ -221,6 +228,8 @@ class BeastReader:
             items, _ = deframe(rest, final=True)
             if items:
                 core.emit(self.decode_items(items, ctx), ctx, sink, stats)
+        stream_failure(stream, self._frame_no + 1, ctx, sink, stats)
+        self._frame_no += 1 if getattr(stream, "error", None) else 0
         return stats
 
     def read_batch(self, data: bytes, ctx: ReadContext) -> tuple[ObservationBatch, core.AdsbChunk]:

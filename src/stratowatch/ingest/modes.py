@@ -22,6 +22,7 @@ message, and bad frames are quarantined (CRC failures are also counted in ``crc_
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import math
 import time
@@ -32,25 +33,59 @@ from typing import IO
 import numpy as np
 
 from stratowatch.ingest import _modes_core as core
-from stratowatch.ingest.base import IngestStats, ReadContext, Sink, register
-from stratowatch.model import IdentityCodes, ObservationBatch
+from stratowatch.ingest.base import IngestStats, QuarantineRecord, ReadContext, Sink, register
+from stratowatch.model import IdentityCodes, ObservationBatch, SourceRef
 
 CHUNK_BYTES = 1 << 20
 _HEXCHARS = frozenset(b"0123456789abcdefABCDEF")
 
 
+class GzipStream:
+    """A gzip-decompressing stream that never raises: a corrupt or truncated gzip member ends
+    the stream and leaves the reason in ``error`` (readers quarantine it as one unit)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self.error: str | None = None
+
+    def _guard(self, f: Callable[[int], bytes], n: int) -> bytes:
+        if self.error is not None:
+            return b""
+        try:
+            return f(n)
+        except (EOFError, OSError, zlib.error) as exc:
+            self.error = f"gzip data corrupt or truncated: {exc}"
+            return b""
+
+    def read1(self, n: int = -1) -> bytes:
+        return self._guard(self._gz.read1, n)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._guard(self._gz.read, n)
+
+
 def maybe_gunzip(stream: IO[bytes]) -> IO[bytes]:
-    """Wrap ``stream`` in a gzip reader when it starts with the gzip magic (needs peek)."""
+    """Wrap ``stream`` in a :class:`GzipStream` when it starts with the gzip magic."""
     peek = getattr(stream, "peek", None)
     if peek is None:
-        return stream
+        stream = io.BufferedReader(stream)  # type: ignore[type-var]
+        peek = stream.peek
     try:
         head = peek(2)[:2]
     except (OSError, ValueError):
         return stream
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return GzipStream(stream)  # type: ignore[return-value]
     return stream
+
+
+def stream_failure(stream: IO[bytes], unit: int, ctx: ReadContext, sink: Sink, stats: IngestStats) -> None:
+    """Quarantine a gzip failure of ``stream`` (if any) as one more unit at position ``unit``."""
+    error = getattr(stream, "error", None)
+    if error:
+        stats.units += 1
+        stats.quarantined[error] += 1
+        sink.quarantine(QuarantineRecord(SourceRef(ctx.source, unit), error, b"", "gzip"))
 
 
 def gunzip_head(head: bytes) -> bytes:
@@ -189,14 +224,18 @@ class ModeSReader:
 
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         stats = IngestStats()
-        for first, lines in iter_line_chunks(maybe_gunzip(stream), self.chunk_bytes):
+        stream = maybe_gunzip(stream)
+        last = 0
+        for first, lines in iter_line_chunks(stream, self.chunk_bytes):
             core.emit(self.decode_lines(first, lines, ctx), ctx, sink, stats)
+            last = first + len(lines)
+        stream_failure(stream, last + 1, ctx, sink, stats)
         return stats
 
     def read_batch(self, data: bytes, ctx: ReadContext) -> tuple[ObservationBatch, core.AdsbChunk]:
         """Columnar fast path: decode a whole buffer to an ObservationBatch (no per-row objects)."""
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            data = GzipStream(io.BytesIO(data)).read()
         chunk = self.decode_lines(1, data.split(b"\n"), ctx)
         return core.to_batch(chunk, ctx, self.identities), chunk
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import zlib
 from typing import IO, Any
 
 import numpy as np
@@ -158,12 +159,18 @@ class ReadsbReader:
         self._units = 0
 
     def decode_document(self, data: bytes, ctx: ReadContext) -> core.AdsbChunk:
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
         rows = _Rows(self.strings)
         try:
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (EOFError, OSError, zlib.error) as exc:
+            reason = f"gzip data corrupt or truncated: {exc}"
+            rows.quarantine.append((0, reason, None, data))
+            rows.outcome.append(core.OUTCOME_QUARANTINE)
+            rows.message.append(-1)
+            rows.n = 1
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             reason = f"not valid JSON: {exc}"
             rows.quarantine.append((0, reason, None, data))
             rows.outcome.append(core.OUTCOME_QUARANTINE)

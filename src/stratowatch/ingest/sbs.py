@@ -34,7 +34,13 @@ import numpy.typing as npt
 
 from stratowatch.ingest import _modes_core as core
 from stratowatch.ingest.base import IngestStats, ReadContext, Sink, register
-from stratowatch.ingest.modes import CHUNK_BYTES, gunzip_head, maybe_gunzip, read_chunks
+from stratowatch.ingest.modes import (
+    CHUNK_BYTES,
+    gunzip_head,
+    maybe_gunzip,
+    read_chunks,
+    stream_failure,
+)
 from stratowatch.model import FloatArray, IdentityCodes, IntArray, ObservationBatch
 
 log = logging.getLogger(__name__)
@@ -384,7 +390,8 @@ class SbsReader:
         stats = IngestStats()
         rest = b""
         line_no = 1
-        for data in read_chunks(maybe_gunzip(stream), self.chunk_bytes):
+        stream = maybe_gunzip(stream)
+        for data in read_chunks(stream, self.chunk_bytes):
             data = rest + data
             cut = data.rfind(b"\n")
             if cut < 0:
@@ -396,6 +403,8 @@ class SbsReader:
             core.emit(chunk, ctx, sink, stats)
         if rest.strip():
             core.emit(self.decode(rest, line_no, ctx), ctx, sink, stats)
+            line_no += 1
+        stream_failure(stream, line_no, ctx, sink, stats)
         return stats
 
     def read_batch(self, data: bytes, ctx: ReadContext) -> tuple[ObservationBatch, core.AdsbChunk]:
