@@ -13,6 +13,7 @@ A parser error never stops a feed: readers catch per-unit errors and quarantine 
 from __future__ import annotations
 
 import json
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -139,8 +140,14 @@ def get_reader(name: str) -> Reader:
 
 
 def sniff_format(head: bytes) -> str | None:
-    """The first registered format whose sniffer accepts the first bytes of a file."""
+    """The first registered format whose sniffer accepts the first bytes of a file (of the
+    decompressed data when the file is gzip: gzip-aware readers then get the file as it is)."""
     _load_builtins()
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(31).decompress(head, 8192)
+        except zlib.error:
+            return None
     for name, (_, sniff, _) in _REGISTRY.items():
         if sniff is not None and sniff(head):
             return name
