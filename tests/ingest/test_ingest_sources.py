@@ -251,3 +251,34 @@ def test_mqtt_source_with_a_real_broker(mosquitto: int) -> None:
         pub.disconnect()
     assert [o.value[0] for o in sink.observations] == pytest.approx([50.0, 50.01, 50.02, 50.03])
     assert len(sink.quarantined) == 1 and src.connects == 1
+
+
+ASTERIX = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "asterix" / "cat062cat065.raw"
+
+
+@pytest.mark.skipif(not ASTERIX.exists(), reason=f"real ASTERIX sample absent ({ASTERIX})")
+def test_asterix_over_udp_and_tcp() -> None:
+    import datetime as dt
+
+    from stratowatch.ingest.base import get_reader
+
+    blocks = ASTERIX.read_bytes()
+    ctx = ReadContext("asterix", date_utc=dt.date(2026, 11, 26))
+    udp_sink = CollectingSink()
+    udp = UdpSource(0, get_reader("asterix"), ctx, udp_sink, host="127.0.0.1")
+    with udp:
+        assert wait_for(lambda: udp.bound_port is not None)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tx.sendto(blocks, ("127.0.0.1", udp.bound_port or 0))
+        assert wait_for(lambda: udp.stats.units == 3, 5)
+        tx.close()
+    tcp_sink = CollectingSink()
+    server = LineServer([lambda conn: conn.sendall(blocks)])
+    tcp = TcpSource("127.0.0.1", server.port, get_reader("asterix"), ctx, tcp_sink)
+    with tcp:
+        assert wait_for(lambda: tcp.stats.units == 3, 5)
+    server.close()
+    # two CAT062 system tracks (CAT065 end-of-batch is a counted message), same either way
+    assert udp.stats.observations == tcp.stats.observations == 2
+    assert [o.value for o in udp_sink.observations] == [o.value for o in tcp_sink.observations]
+    assert udp.stats.messages["asterix_cat065_end_of_batch"] == 1
