@@ -169,7 +169,8 @@ class ObservationBatch:
     ``value`` and ``sigma`` are (n, 3), padded with NaN for kinds with fewer components;
     ``velocity_enu_mps`` is (n, 3) NaN where absent. ``sensor_index`` points into ``sensor_ids``;
     ``identity`` holds :class:`IdentityCodes` codes (-1 for none). ``obs_index`` maps each row back
-    to the caller's list (or file row) so results can cite their source.
+    to the caller's list (or file row) so results can cite their source. ``category`` holds ADS-B
+    emitter categories per row, or is empty when no row has one.
     """
 
     time_s: FloatArray
@@ -235,7 +236,7 @@ class ObservationBatch:
             ),
             identity=_int_col(identity, n, -1),
             obs_index=_int_col(obs_index, n, None),
-            category=[None] * n,
+            category=[],
         )
 
     @classmethod
@@ -266,7 +267,8 @@ class ObservationBatch:
             velocity_sigma_mps=[o.velocity_sigma_mps for o in observations],
             identity=identities.codes(o.identity for o in observations),
         )
-        batch.category = [o.category for o in observations]
+        cats = [o.category for o in observations]
+        batch.category = cats if any(c is not None for c in cats) else []
         return batch
 
     def take(self, index: npt.ArrayLike) -> ObservationBatch:
@@ -284,7 +286,7 @@ class ObservationBatch:
             velocity_sigma_mps=self.velocity_sigma_mps[idx],
             identity=self.identity[idx],
             obs_index=self.obs_index[idx],
-            category=[self.category[i] for i in idx.tolist()] if self.category else [],
+            category=np.asarray(self.category, dtype=object)[idx].tolist() if self.category else [],
         )
 
 

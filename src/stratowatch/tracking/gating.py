@@ -14,6 +14,8 @@ any kinematic test; pairs whose identities disagree are never formed.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
@@ -23,7 +25,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+@lru_cache(maxsize=64)
 def chi2_gate(probability: float, dim: int) -> float:
+    """The chi-square quantile that a true pair's squared Mahalanobis distance stays under."""
     return float(chi2.ppf(probability, dim))
 
 

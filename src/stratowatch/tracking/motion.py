@@ -17,6 +17,7 @@ The balloon model adds a mean-reverting (Ornstein-Uhlenbeck) vertical velocity w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -78,15 +79,20 @@ BALLOON_DRIFT = MotionModel("balloon_drift", q_h=0.05, q_v=0.02, tau_z_s=300.0)
 DEFAULT_MODELS: tuple[MotionModel, ...] = (AIRCRAFT_CRUISE, AIRCRAFT_MANOEUVRE, BALLOON_DRIFT)
 
 
+@lru_cache(maxsize=16)
+def _eigen(rates: bytes, m: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    lam = np.frombuffer(rates, dtype=np.float64).reshape(m, m)
+    w, v = np.linalg.eig(lam)
+    return w, v, np.linalg.inv(v)
+
+
 def transition_probabilities(rates_per_s: FloatArray, dt: FloatArray) -> FloatArray:
     """Markov model-switching matrices Pi(dt) = expm(Lambda |dt|), (k, M, M), rows sum to 1.
 
     ``rates_per_s`` is the generator Lambda (M, M): off-diagonal switching rates, rows summing
     to zero. Computed for all steps at once from one eigen-decomposition.
     """
-    lam = np.asarray(rates_per_s, dtype=np.float64)
-    w, v = np.linalg.eig(lam)
-    vinv = np.linalg.inv(v)
+    w, v, vinv = _eigen(np.asarray(rates_per_s, dtype=np.float64).tobytes(), len(rates_per_s))
     e = np.exp(np.outer(np.abs(dt), w.real))  # (k, M)
     pi = np.einsum("ij,kj,jl->kil", v.real, e, vinv.real)
     pi = np.clip(pi, 0.0, None)

@@ -158,6 +158,9 @@ class Tracker:
         self._last_scan_s: dict[str, float] = {}
         self._period_s: dict[str, float] = {}
         self.last_stats = StepStats()
+        from stratowatch.tracking._kernels import warm_up
+
+        warm_up()
 
     # ------------------------------------------------------------------ public API
     def step(
@@ -404,7 +407,7 @@ class Tracker:
             if scored
             else np.empty(0, np.int64)
         )
-        gates = np.array([gating.chi2_gate(cfg.gate_probability, int(d)) for d in range(7)])[dims]
+        gates = np.array([gating.chi2_gate(cfg.gate_probability, d) for d in range(1, 7)])[dims - 1]
         pairs = association.Pairs(trk, det, d2, logdet, gates, dims)
 
         used = np.zeros(len(sub), bool)
