@@ -165,14 +165,14 @@ def test_udp_source_reads_datagrams() -> None:
 
 def test_http_poll_source() -> None:
     polls: list[float] = []
+    frozen = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             polls.append(time.monotonic())
-            now = 1000.0 + len(polls)
-            body = json.dumps({"now": now, "aircraft": [
-                {"hex": "a1b2c3", "lat": 45.0 + len(polls) / 100, "lon": -100.0, "alt_baro": 60000,
-                 "seen_pos": 0.0}]}).encode()  # fmt: skip
+            k = 0 if frozen.is_set() else len(polls)
+            ac = {"hex": "a1b2c3", "lat": 45.0 + k / 100, "lon": -100.0, "alt_baro": 60000, "seen_pos": 0.0}
+            body = json.dumps({"now": 1000.0 + k, "aircraft": [ac]}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -188,10 +188,21 @@ def test_http_poll_source() -> None:
     src = HttpPollSource(url, ReadsbReader(), ReadContext("http"), sink, period_s=0.1)
     with src:
         assert wait_for(lambda: len(sink.observations) >= 3, 5)
-    httpd.shutdown()
     assert src.polls >= 3
     lats = [o.value[0] for o in sink.observations]
     assert lats == sorted(lats) and lats[0] == pytest.approx(45.01)
+    assert src.quiet_events == 0
+    # a receiver that keeps serving the same snapshot is reported quiet
+    stale = CollectingSink()
+    url_stale = f"http://127.0.0.1:{httpd.server_address[1]}/stale"
+    frozen.set()
+    src2 = HttpPollSource(
+        url_stale, ReadsbReader(), ReadContext("http"), stale, period_s=0.05, quiet_after_s=0.3
+    )
+    with src2:
+        assert wait_for(lambda: src2.quiet, 5)
+    httpd.shutdown()
+    assert len(stale.observations) == 1 and src2.stats.messages["readsb_position_unchanged"] >= 2
 
 
 # ------------------------------------------------------------------------------ MQTT

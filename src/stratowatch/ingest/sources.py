@@ -86,12 +86,8 @@ class LiveSource:
     def start(self) -> LiveSource:
         self._stop.clear()
         self.last_data_s = self.clock()
-        self._thread = threading.Thread(
-            target=self.run, name=f"{self.kind}:{self.ctx.source}", daemon=True
-        )
-        self._watchdog = threading.Thread(
-            target=self._watch, name=f"quiet:{self.ctx.source}", daemon=True
-        )
+        self._thread = threading.Thread(target=self.run, name=f"{self.kind}:{self.ctx.source}", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch, name=f"quiet:{self.ctx.source}", daemon=True)
         self._thread.start()
         self._watchdog.start()
         return self
@@ -126,9 +122,7 @@ class LiveSource:
             if self._stop.is_set():
                 break
             failures_in_row = 0 if self.bytes_received > received_before else failures_in_row + 1
-            delay = min(
-                self.backoff_max_s, self.backoff_initial_s * (2.0 ** max(failures_in_row - 1, 0))
-            )
+            delay = min(self.backoff_max_s, self.backoff_initial_s * (2.0 ** max(failures_in_row - 1, 0)))
             log.info("%s %s: reconnecting in %.1f s", self.kind, self.ctx.source, delay)
             self._stop.wait(delay)
 
@@ -270,13 +264,9 @@ class UdpSource(LiveSource):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(
-                (self.group or self.host, self.port) if self.group else (self.host, self.port)
-            )
+            sock.bind((self.group or self.host, self.port) if self.group else (self.host, self.port))
             if self.group:
-                mreq = struct.pack(
-                    "4s4s", socket.inet_aton(self.group), socket.inet_aton(self.host)
-                )
+                mreq = struct.pack("4s4s", socket.inet_aton(self.group), socket.inet_aton(self.host))
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
             sock.settimeout(0.2)
             self._sock = sock
@@ -295,7 +285,10 @@ class UdpSource(LiveSource):
 
 
 class HttpPollSource(LiveSource):
-    """Polls a URL (e.g. readsb's ``/data/aircraft.json``) every ``period_s``."""
+    """Polls a URL (e.g. readsb's ``/data/aircraft.json``) every ``period_s``.
+
+    The feed counts as quiet when polls stop bringing new observations (a receiver whose
+    snapshot repeats the same old positions is as good as silent)."""
 
     kind = "http"
 
@@ -323,8 +316,11 @@ class HttpPollSource(LiveSource):
             with urllib.request.urlopen(self.url, timeout=self.timeout_s) as resp:
                 body = resp.read()
             self.polls += 1
-            if body:
-                self._read_piece(body)
+            before = self.stats.observations
+            self._read(io.BytesIO(body))
+            self.bytes_received += len(body)
+            if self.stats.observations > before:  # a snapshot with nothing new is not data
+                self._data(0)
             self._stop.wait(max(self.period_s - (self.clock() - started), 0.0))
 
 
@@ -366,9 +362,7 @@ class MqttSource(LiveSource):
     def _session(self) -> None:
         import paho.mqtt.client as mqtt
 
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True
-        )
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         if self.username is not None:
             client.username_pw_set(self.username, self.password)
         client.reconnect_delay_set(
