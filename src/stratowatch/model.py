@@ -377,7 +377,7 @@ class Alert:
 
     alert_id: str
     time_s: float
-    rule: str  # geofence_enter | geofence_exit | predicted_entry | new_unidentified | track_lost | border_crossing
+    rule: str  # geofence_enter|geofence_exit|predicted_entry|new_unidentified|track_lost|border_crossing
     severity: str
     message: str
     track_id: int | None = None
