@@ -107,15 +107,9 @@ def crc_remainders(frames: U8, long: BoolArray) -> npt.NDArray[np.uint32]:
         idx = ((crc >> 16) ^ frames[:, i]) & 0xFF
         crc = ((crc << 8) & 0xFFFFFF) ^ CRC_TABLE[idx]
     par_long = (
-        (frames[:, 11].astype(np.uint32) << 16)
-        | (frames[:, 12].astype(np.uint32) << 8)
-        | frames[:, 13]
+        (frames[:, 11].astype(np.uint32) << 16) | (frames[:, 12].astype(np.uint32) << 8) | frames[:, 13]
     )
-    par_short = (
-        (frames[:, 4].astype(np.uint32) << 16)
-        | (frames[:, 5].astype(np.uint32) << 8)
-        | frames[:, 6]
-    )
+    par_short = (frames[:, 4].astype(np.uint32) << 16) | (frames[:, 5].astype(np.uint32) << 8) | frames[:, 6]
     return np.where(long, crc ^ par_long, crc_short ^ par_short).astype(np.uint32)
 
 
@@ -171,14 +165,12 @@ def bytes_to_frames(payloads: Sequence[bytes]) -> FrameMatrix:
     short = lengths == 7
     if long.any():
         rows = np.flatnonzero(long)
-        frames[rows] = np.frombuffer(
-            b"".join([payloads[i] for i in rows.tolist()]), np.uint8
-        ).reshape(-1, 14)
+        frames[rows] = np.frombuffer(b"".join([payloads[i] for i in rows.tolist()]), np.uint8).reshape(-1, 14)
     if short.any():
         rows = np.flatnonzero(short)
-        frames[rows, :7] = np.frombuffer(
-            b"".join([payloads[i] for i in rows.tolist()]), np.uint8
-        ).reshape(-1, 7)
+        frames[rows, :7] = np.frombuffer(b"".join([payloads[i] for i in rows.tolist()]), np.uint8).reshape(
+            -1, 7
+        )
     ok = long | short
     reason: list[str | None] = [
         None if o else f"frame has {length} bytes, expected 7 or 14"
@@ -516,9 +508,7 @@ def emit(chunk: AdsbChunk, ctx: ReadContext, sink: Sink, stats: IngestStats) -> 
     for unit, reason, fld, raw in chunk.quarantine:
         stats.quarantined[reason] += 1
         sink.quarantine(
-            QuarantineRecord(
-                SourceRef(ctx.source, int(chunk.unit_position[unit])), reason, raw, fld
-            )
+            QuarantineRecord(SourceRef(ctx.source, int(chunk.unit_position[unit])), reason, raw, fld)
         )
     m = chunk.n_obs
     if m == 0:
@@ -619,21 +609,15 @@ MESSAGE_NAMES: list[str] = sorted(
     {*_TC_MESSAGE.values(), *_DF_MESSAGE.values(), "adsb_position_pending", "adsb_df18_other"}
 )
 _MSG_INDEX = {name: i for i, name in enumerate(MESSAGE_NAMES)}
-_TC_MSG_CODE = np.array(
-    [_MSG_INDEX.get(_TC_MESSAGE.get(tc, ""), -1) for tc in range(32)], dtype=np.int64
-)
-_DF_MSG_CODE = np.array(
-    [_MSG_INDEX.get(_DF_MESSAGE.get(df, ""), -1) for df in range(32)], dtype=np.int64
-)
+_TC_MSG_CODE = np.array([_MSG_INDEX.get(_TC_MESSAGE.get(tc, ""), -1) for tc in range(32)], dtype=np.int64)
+_DF_MSG_CODE = np.array([_MSG_INDEX.get(_DF_MESSAGE.get(df, ""), -1) for df in range(32)], dtype=np.int64)
 
 
 class ModeSDecoder:
     """Decodes chunks of Mode S frames into :class:`AdsbChunk` results, keeping per-aircraft
     state (CPR frames, last position, velocity, identification, NACp) between chunks."""
 
-    def __init__(
-        self, reference_lat_deg: float | None = None, reference_lon_deg: float | None = None
-    ):
+    def __init__(self, reference_lat_deg: float | None = None, reference_lon_deg: float | None = None):
         self.state = GroupLatest()
         self.strings = StringTable()
         self.reference = (
@@ -689,11 +673,7 @@ class ModeSDecoder:
         df18_other = es & (df == 18) & np.isin(cf, [3, 4, 7])
         message[df18_other] = _MSG_INDEX["adsb_df18_other"]
         es &= ~df18_other
-        address = (
-            (frames[:, 1].astype(np.int64) << 16)
-            | (frames[:, 2].astype(np.int64) << 8)
-            | frames[:, 3]
-        )
+        address = (frames[:, 1].astype(np.int64) << 16) | (frames[:, 2].astype(np.int64) << 8) | frames[:, 3]
         address_kind = ((df == 18) & np.isin(cf, [1, 5])).astype(np.int8)
         key = address * 2 + address_kind
         me = _me(frames)
@@ -709,14 +689,10 @@ class ModeSDecoder:
             cs = callsigns(me[rows])
             cat = me_bits(me[rows], 6, 8)
             sets = np.array(["", "D", "C", "B", "A"])[tc[rows]]
-            cats = [
-                f"{s}{c}" if c else None for s, c in zip(sets.tolist(), cat.tolist(), strict=True)
-            ]
+            cats = [f"{s}{c}" if c else None for s, c in zip(sets.tolist(), cat.tolist(), strict=True)]
             cs_code[rows] = self.strings.codes(cs)
             cat_code[rows] = self.strings.codes(cats)
-        _, ident = self.state.latest(
-            "ident", key, time_s, is_ident, np.column_stack([cs_code, cat_code])
-        )
+        _, ident = self.state.latest("ident", key, time_s, is_ident, np.column_stack([cs_code, cat_code]))
 
         # operational status: NACp (airborne subtype 0)
         is_opstat = es & (tc == 31) & (me_bits(me, 6, 8) == 0)
@@ -818,9 +794,7 @@ class ModeSDecoder:
             lat_deg=lat[r],
             lon_deg=lon[r],
             alt_m=alt_m[r],
-            sigma_h_m=np.where(
-                np.isfinite(nacp_t[r]), nacp_sigma_h_m(nacp[r, 0]), DEFAULT_SIGMA_H_M
-            ),
+            sigma_h_m=np.where(np.isfinite(nacp_t[r]), nacp_sigma_h_m(nacp[r, 0]), DEFAULT_SIGMA_H_M),
             sigma_v_m=np.full(r.size, DEFAULT_SIGMA_V_M),
             velocity_enu_mps=velocity,
             address=address[r],
