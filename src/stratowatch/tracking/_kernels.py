@@ -124,7 +124,24 @@ def imm_predict(x, P, mu, dt, up, q_h, q_v, tau, pi):  # type: ignore[no-untyped
 
 
 @njit(cache=True)
-def predict_combined(xc, Pc, mu, dt, up, q_h, q_v):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _switching(w, v, vinv, adt, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Pi(dt) = V exp(W |dt|) V^-1, clipped at zero and row-normalised, into ``out``."""
+    m = w.shape[0]
+    for i in range(m):
+        tot = 0.0
+        for j in range(m):
+            acc = 0.0
+            for k in range(m):
+                acc += v[i, k] * np.exp(w[k] * adt) * vinv[k, j]
+            acc = max(acc, 0.0)
+            out[i, j] = acc
+            tot += acc
+        for j in range(m):
+            out[i, j] /= tot
+
+
+@njit(cache=True)
+def predict_combined(xc, Pc, mu, dt, up, q_h, q_v, w, v, vinv):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Predict the moment-matched (single Gaussian) state of each row by its own dt with the
     nearly-constant-velocity transition and the model-probability-weighted process noise.
 
@@ -135,14 +152,22 @@ def predict_combined(xc, Pc, mu, dt, up, q_h, q_v):  # type: ignore[no-untyped-d
     m = mu.shape[1]
     x = np.empty((n, 6))
     P = np.empty((n, 6, 6))
+    pi = np.empty((m, m))
+    c = np.empty(m)
     for p in range(n):
         d = dt[p]
         a = abs(d)
+        _switching(w, v, vinv, a, pi)
+        for j in range(m):
+            acc = 0.0
+            for i in range(m):
+                acc += mu[p, i] * pi[i, j]
+            c[j] = acc
         qh = 0.0
         qv = 0.0
         for k in range(m):
-            qh += mu[p, k] * q_h[k]
-            qv += mu[p, k] * q_v[k]
+            qh += c[k] * q_h[k]
+            qv += c[k] * q_v[k]
         for s in range(3):
             x[p, s] = xc[p, s] + d * xc[p, 3 + s]
             x[p, 3 + s] = xc[p, 3 + s]
@@ -170,4 +195,49 @@ def warm_up() -> None:
     up = np.array([[0.0, 0.0, 1.0]])
     q = np.ones(3)
     imm_predict(x, P, mu, dt, up, q, q, np.full(3, np.inf), np.tile(np.eye(3), (1, 1, 1)))
-    predict_combined(x[:, 0], P[:, 0], mu, dt, up, q, q)
+    eye = np.eye(3)
+    predict_combined(x[:, 0], P[:, 0], mu, dt, up, q, q, np.zeros(3), eye, eye)
+    mahalanobis_logdet(np.zeros((1, 3)), np.tile(np.eye(3), (1, 1, 1)))
+
+
+@njit(cache=True)
+def mahalanobis_logdet(nu, S):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Squared Mahalanobis distance nu^T S^-1 nu and log det S for stacks of small SPD matrices,
+    by Cholesky factorisation (rows whose S is not positive definite get d2 = inf)."""
+    n, m = nu.shape
+    d2 = np.empty(n)
+    logdet = np.empty(n)
+    L = np.empty((m, m))
+    y = np.empty(m)
+    for p in range(n):
+        ok = True
+        ld = 0.0
+        for i in range(m):
+            for j in range(i + 1):
+                acc = S[p, i, j]
+                for k in range(j):
+                    acc -= L[i, k] * L[j, k]
+                if i == j:
+                    if acc <= 0.0:
+                        ok = False
+                        break
+                    L[i, i] = np.sqrt(acc)
+                    ld += 2.0 * np.log(L[i, i])
+                else:
+                    L[i, j] = acc / L[j, j]
+            if not ok:
+                break
+        if not ok:
+            d2[p] = np.inf
+            logdet[p] = np.inf
+            continue
+        acc2 = 0.0
+        for i in range(m):
+            acc = nu[p, i]
+            for k in range(i):
+                acc -= L[i, k] * y[k]
+            y[i] = acc / L[i, i]
+            acc2 += y[i] * y[i]
+        d2[p] = acc2
+        logdet[p] = ld
+    return d2, logdet

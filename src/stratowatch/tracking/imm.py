@@ -112,9 +112,9 @@ def predict_combined(
     constant-velocity transition, process noise weighted by the predicted model probabilities
     mu Pi(dt)."""
     from stratowatch.tracking._kernels import predict_combined as kernel
+    from stratowatch.tracking.motion import switching_eigen
 
-    pi = transition_probabilities(switching_rates, np.abs(dt))
-    mu = (mu[:, None, :] @ pi)[:, 0, :]
+    w, v, vinv = switching_eigen(switching_rates)
     q_h = np.array([mm.q_h for mm in models])
     q_v = np.array([mm.q_v for mm in models])
     x, P = kernel(
@@ -125,6 +125,9 @@ def predict_combined(
         np.ascontiguousarray(up, dtype=np.float64),
         q_h,
         q_v,
+        w,
+        v,
+        vinv,
     )
     return x, P
 

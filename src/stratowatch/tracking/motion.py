@@ -83,7 +83,12 @@ DEFAULT_MODELS: tuple[MotionModel, ...] = (AIRCRAFT_CRUISE, AIRCRAFT_MANOEUVRE, 
 def _eigen(rates: bytes, m: int) -> tuple[FloatArray, FloatArray, FloatArray]:
     lam = np.frombuffer(rates, dtype=np.float64).reshape(m, m)
     w, v = np.linalg.eig(lam)
-    return w, v, np.linalg.inv(v)
+    return w.real.copy(), v.real.copy(), np.linalg.inv(v).real.copy()
+
+
+def switching_eigen(rates_per_s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Real eigen-decomposition (w, V, V^-1) of a reversible switching generator, cached."""
+    return _eigen(np.asarray(rates_per_s, dtype=np.float64).tobytes(), len(rates_per_s))
 
 
 def transition_probabilities(rates_per_s: FloatArray, dt: FloatArray) -> FloatArray:
@@ -93,7 +98,7 @@ def transition_probabilities(rates_per_s: FloatArray, dt: FloatArray) -> FloatAr
     to zero. Computed for all steps at once from one eigen-decomposition.
     """
     w, v, vinv = _eigen(np.asarray(rates_per_s, dtype=np.float64).tobytes(), len(rates_per_s))
-    e = np.exp(np.outer(np.abs(dt), w.real))  # (k, M)
-    pi = np.einsum("ij,kj,jl->kil", v.real, e, vinv.real)
+    e = np.exp(np.outer(np.abs(dt), w))  # (k, M)
+    pi = (v[None, :, :] * e[:, None, :]) @ vinv
     pi = np.clip(pi, 0.0, None)
     return np.asarray(pi / pi.sum(axis=2, keepdims=True))

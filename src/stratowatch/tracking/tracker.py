@@ -36,6 +36,7 @@ from stratowatch.model import (
     TrackStatus,
 )
 from stratowatch.tracking import association, gating, imm
+from stratowatch.tracking._kernels import mahalanobis_logdet
 from stratowatch.tracking.frames import EcefFrame, Frame, LocalFrame
 from stratowatch.tracking.measurements import (
     MeasurementSet,
@@ -375,11 +376,19 @@ class Tracker:
         )
         zhat, H = predict_measurement(ms, row, x_m, self.frame)
         nu = innovation(ms, row, zhat)
-        S = H @ P_m @ np.swapaxes(H, -1, -2) + ms.R[row]
-        d2 = np.einsum("pi,pi->p", nu, np.linalg.solve(S, nu[..., None])[..., 0]) if trk.size else np.empty(0)
+        if ms.family == "pos3":  # H = [I 0]: S is the position block plus R
+            S = P_m[:, :3, :3] + ms.R[row]
+        elif ms.family == "pos3vel":
+            S = P_m + ms.R[row]
+        else:  # H touches position only
+            Hp = H[:, :, :3]
+            S = Hp @ P_m[:, :3, :3] @ np.swapaxes(Hp, -1, -2) + ms.R[row]
+        if trk.size:
+            d2, logdet = mahalanobis_logdet(np.ascontiguousarray(nu), np.ascontiguousarray(S))
+        else:
+            d2, logdet = np.empty(0), np.empty(0)
         gate = gating.chi2_gate(cfg.gate_probability, ms.dim)
         keep = (d2 < gate) | forced
-        _, logdet = np.linalg.slogdet(S) if trk.size else (None, np.empty(0))
         return _Scored(ms, trk[keep], row[keep], forced[keep], d2[keep], logdet[keep])
 
     def _associate_and_update(
