@@ -39,6 +39,7 @@ class _LazyGroup(click.Group):
             return None
         module = importlib.import_module(f"stratowatch.cli.{cmd_name}")
         command: click.Command = module.command
+        command.short_help = COMMANDS[cmd_name]
         return command
 
 
