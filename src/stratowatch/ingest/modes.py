@@ -25,6 +25,7 @@ import gzip
 import io
 import json
 import math
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ import numpy as np
 
 from stratowatch.ingest import _modes_core as core
 from stratowatch.ingest.base import IngestStats, QuarantineRecord, ReadContext, Sink, register
-from stratowatch.model import IdentityCodes, ObservationBatch, SourceRef
+from stratowatch.model import FloatArray, IdentityCodes, ObservationBatch, SourceRef
 
 CHUNK_BYTES = 1 << 20
 _HEXCHARS = frozenset(b"0123456789abcdefABCDEF")
@@ -175,6 +176,31 @@ def parse_line(line: bytes) -> tuple[bytes | None, float, str | None]:
     return s, math.nan, None
 
 
+_FAST_AVR = re.compile(rb"^[ \t]*[*:]?([0-9A-Fa-f]{28}|[0-9A-Fa-f]{14});?[ \t\r]*$", re.M)
+_FAST_CSV = re.compile(
+    rb'^[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,[ \t]*"?([0-9A-Fa-f]{28}|[0-9A-Fa-f]{14})"?[ \t]*(?:,[^\n]*)?$',
+    re.M,
+)
+
+
+def _fast_layout(lines: list[bytes]) -> tuple[list[bytes], FloatArray | None] | None:
+    """Bulk parse when every line is bare/AVR hex or ``timestamp,hex[,...]`` (the usual case):
+    one regular-expression pass over the chunk instead of one parse per line. None when any
+    line is blank or in another layout (then each line is parsed on its own)."""
+    if not lines:
+        return None
+    text = b"\n".join(lines)
+    for pattern in (_FAST_CSV, _FAST_AVR):
+        found = pattern.findall(text)
+        if len(found) != len(lines):
+            continue
+        if pattern is _FAST_AVR:
+            return found, None
+        ts, hexes = zip(*found, strict=True)
+        return list(hexes), np.array(ts, dtype="S32").astype(np.float64)
+    return None
+
+
 class ModeSReader:
     """Reads text lines of raw Mode S frames (see module docstring)."""
 
@@ -193,6 +219,15 @@ class ModeSReader:
 
     def decode_lines(self, first_line: int, lines: list[bytes], ctx: ReadContext) -> core.AdsbChunk:
         """Decode a list of lines (blank lines are skipped) into a chunk."""
+        while lines and not lines[-1].strip():
+            lines = lines[:-1]
+        fast = _fast_layout(lines)
+        if fast is not None:
+            fast_hexes, ts = fast
+            fast_times = np.full(len(lines), self.clock()) if ts is None else ts
+            text_raw = lines if not any(b"\r" in x for x in lines[:1]) else [x.rstrip(b"\r") for x in lines]
+            positions_arr = np.arange(first_line, first_line + len(lines), dtype=np.int64)
+            return self._dec(ctx).decode(core.hex_to_frames(fast_hexes), fast_times, positions_arr, text_raw)
         positions: list[int] = []
         hexes: list[bytes] = []
         times: list[float] = []
