@@ -304,3 +304,16 @@ def test_gzip_input_and_truncated_gzip() -> None:
         o.source.position for o in sink.observations if o.source
     )
     assert stats.observations > 10
+
+
+@needs_data
+def test_bulk_fast_path_equals_line_by_line_parsing() -> None:
+    with (ADSB / "pymodes_sample_data_adsb.csv").open() as f:
+        lines = [line.rstrip("\n") for line in f][:600]
+    fast, s_fast = _read("\n".join(lines) + "\n")
+    slow, s_slow = _read("\n".join([*lines, "junk that forces the per-line parser"]) + "\n")
+    assert [(o.time_s, o.value, o.source) for o in fast.observations] == [
+        (o.time_s, o.value, o.source) for o in slow.observations
+    ]
+    assert s_fast.messages == s_slow.messages  # type: ignore[attr-defined]
+    assert len(slow.quarantined) == 1 and not fast.quarantined
