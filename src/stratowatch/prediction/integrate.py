@@ -40,6 +40,8 @@ from stratowatch.prediction.profiles import (
 )
 from stratowatch.weather.grid import FloatArray, WindGrid
 from stratowatch.weather.interp import (
+    CACHE_INDEX_SIZE,
+    CACHE_VALUE_SIZE,
     OUT_ABOVE,
     OUT_BELOW,
     OUT_LAT,
@@ -180,73 +182,6 @@ def _rates(
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _cos_shift(c0: float, s0: float, d: float) -> float:
-    if abs(d) > 1e-3:
-        return c0 * math.cos(d) - s0 * math.sin(d)
-    return c0 * (1.0 - 0.5 * d * d) - s0 * d
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _step_latlon(
-    lat: float,
-    lon: float,
-    h: float,
-    t: float,
-    dt: float,
-    mode: int,
-    du: float,
-    dv: float,
-    ascent: float,
-    descent: float,
-    log_p: float,
-    times: FloatArray,
-    lats: FloatArray,
-    lons: FloatArray,
-    log_pressure: FloatArray,
-    columns: FloatArray,
-    global_lon: bool,
-    ci: npt.NDArray[np.int64],
-    cv: FloatArray,
-    k: int,
-) -> tuple[float, float, float, int, int, int]:
-    """One RK4 step in (lat, lon, h): dlat = v/(R+h), dlon = u/((R+h) cos lat). Away from the poles."""
-    half = 0.5 * dt
-    u, v, dh1, h1, s1, k = _rates(
-        lat, lon, h, t, mode, du, dv, ascent, descent, log_p,
-        times, lats, lons, log_pressure, columns, global_lon, ci, cv, k,
-    )  # fmt: skip
-    # cos at the stage latitudes from cos/sin at lat: cos(a+d) = cos a cos d - sin a sin d, with
-    # |d| < 1e-3 rad so cos d = 1 - d²/2 and sin d = d to 1e-10
-    c0 = math.cos(lat / _DEG)
-    s0 = math.sin(lat / _DEG)
-    a1 = _DEG * v / (RADIUS_M + h1)
-    b1 = _DEG * u / ((RADIUS_M + h1) * c0)
-    u, v, dh2, h2, s2, k = _rates(
-        lat + half * a1, lon + half * b1, h + half * dh1, t + half, mode, du, dv, ascent, descent, log_p,
-        times, lats, lons, log_pressure, columns, global_lon, ci, cv, k,
-    )  # fmt: skip
-    a2 = _DEG * v / (RADIUS_M + h2)
-    b2 = _DEG * u / ((RADIUS_M + h2) * _cos_shift(c0, s0, half * a1 / _DEG))
-    u, v, dh3, h3, s3, k = _rates(
-        lat + half * a2, lon + half * b2, h + half * dh2, t + half, mode, du, dv, ascent, descent, log_p,
-        times, lats, lons, log_pressure, columns, global_lon, ci, cv, k,
-    )  # fmt: skip
-    a3 = _DEG * v / (RADIUS_M + h3)
-    b3 = _DEG * u / ((RADIUS_M + h3) * _cos_shift(c0, s0, half * a2 / _DEG))
-    u, v, dh4, h4, s4, k = _rates(
-        lat + dt * a3, lon + dt * b3, h + dt * dh3, t + dt, mode, du, dv, ascent, descent, log_p,
-        times, lats, lons, log_pressure, columns, global_lon, ci, cv, k,
-    )  # fmt: skip
-    a4 = _DEG * v / (RADIUS_M + h4)
-    b4 = _DEG * u / ((RADIUS_M + h4) * _cos_shift(c0, s0, dt * a3 / _DEG))
-    sixth = dt / 6.0
-    lat_n = lat + sixth * (a1 + 2.0 * a2 + 2.0 * a3 + a4)
-    lon_n = lon + sixth * (b1 + 2.0 * b2 + 2.0 * b3 + b4)
-    h_n = h4 if mode == MODE_FLOAT_PRESSURE else h + sixth * (dh1 + 2.0 * dh2 + 2.0 * dh3 + dh4)
-    return lat_n, lon_n, h_n, s1 | s2 | s3 | s4, k, 0
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
 def _tangent(x: float, y: float, z: float, u: float, v: float, h: float) -> tuple[float, float, float]:
     """dp/dt = (u ê + v n̂)/(R+h) at the unit vector p = (x, y, z)."""
     r = math.sqrt(x * x + y * y)
@@ -371,9 +306,11 @@ def _integrate_kernel(
     phi = math.exp(-abs(dt) / tau_s)
     kick = math.sqrt(max(0.0, 1.0 - phi * phi))
     nz = columns.shape[3]
-    ci = np.zeros(6, dtype=np.int64)
-    cv = np.zeros(17)
+    ci = np.zeros(CACHE_INDEX_SIZE, dtype=np.int64)
+    cv = np.zeros(CACHE_VALUE_SIZE)
     n_out = out_lat.shape[1]
+    half = 0.5 * dt
+    sixth = dt / 6.0
     for m in range(n_members):
         lat = lat0[m]
         lon = lon0[m]
@@ -403,10 +340,69 @@ def _integrate_kernel(
                 du = phi * du + kick * sig * np.random.standard_normal()  # noqa: NPY002
                 dv = phi * dv + kick * sig * np.random.standard_normal()  # noqa: NPY002
             if abs(lat) < _POLAR_LAT_DEG:
-                lat_n, lon_n, h_n, st, k, _ = _step_latlon(
-                    lat, lon, h, t, dt, mode, du, dv, ascent, descent, log_p_float,
-                    times, lats, lons, log_pressure, columns, global_lon, ci, cv, k,
-                )  # fmt: skip
+                # RK4 in (lat, lon, h) as a loop over the 4 stages (one copy of the wind code)
+                sum_a = 0.0
+                sum_b = 0.0
+                sum_h = 0.0
+                st = 0
+                la, lo, hh, tt = lat, lon, h, t
+                h_n = h
+                for stage in range(4):
+                    if mode == MODE_FLOAT_PRESSURE:
+                        hh = height_at_pressure(
+                            tt, la, lo, log_p_float, times, lats, lons, log_pressure, columns, global_lon
+                        )
+                    # the cached cell's fast path, written out here: calling a function with
+                    # the grid arrays costs their reference counting on every call
+                    hit = False
+                    if ci[0] == 1 and cv[16] == hh and cv[24] <= tt <= cv[26]:
+                        y = la - cv[17]
+                        x = lo + cv[23] - cv[20]
+                        if 0.0 <= y <= cv[19] and 0.0 <= x <= cv[22]:
+                            wy = y * cv[18]
+                            wx = x * cv[21]
+                            wt = cv[27] + (tt - cv[24]) * cv[25]
+                            w00 = (1.0 - wy) * (1.0 - wx)
+                            w01 = (1.0 - wy) * wx
+                            w10 = wy * (1.0 - wx)
+                            w11 = wy * wx
+                            u = w00 * cv[0] + w01 * cv[1] + w10 * cv[2] + w11 * cv[3]
+                            v = w00 * cv[8] + w01 * cv[9] + w10 * cv[10] + w11 * cv[11]
+                            if wt != 0.0:
+                                u += wt * (w00 * cv[4] + w01 * cv[5] + w10 * cv[6] + w11 * cv[7] - u)
+                                v += wt * (w00 * cv[12] + w01 * cv[13] + w10 * cv[14] + w11 * cv[15] - v)
+                            st |= ci[5]
+                            hit = True
+                    if not hit:
+                        u, v, s_stage, k = sample_wind_cached(
+                            tt, la, lo, hh, times, lats, lons, columns, global_lon, ci, cv, k
+                        )
+                        st |= s_stage
+                    if mode == MODE_ASCENT:
+                        rate_h = ascent
+                    elif mode == MODE_DESCENT:
+                        rate_h = -descent / math.sqrt(density_ratio(hh))
+                    else:
+                        rate_h = 0.0
+                    rr = RADIUS_M + hh
+                    rate_a = _DEG * (v + dv) / rr
+                    rate_b = _DEG * (u + du) / (rr * math.cos(la / _DEG))
+                    weight = 2.0 if stage == 1 or stage == 2 else 1.0
+                    sum_a += weight * rate_a
+                    sum_b += weight * rate_b
+                    sum_h += weight * rate_h
+                    if stage == 3:
+                        h_n = hh
+                    else:
+                        f = dt if stage == 2 else half
+                        la = lat + f * rate_a
+                        lo = lon + f * rate_b
+                        hh = h + f * rate_h
+                        tt = t + f
+                lat_n = lat + sixth * sum_a
+                lon_n = lon + sixth * sum_b
+                if mode != MODE_FLOAT_PRESSURE:
+                    h_n = h + sixth * sum_h
             else:
                 lat_n, lon_n, h_n, st, k, _ = _step_vector(
                     lat, lon, h, t, dt, mode, du, dv, ascent, descent, log_p_float,

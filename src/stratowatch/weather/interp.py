@@ -24,6 +24,7 @@ that a column is contiguous in memory; :func:`pack` caches the packing on the gr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -154,10 +155,8 @@ def _horizontal(
     """Cell indices and weights: (it, wt, iy, wy, ix0, ix1, wx, status)."""
     status = 0
     nt = times.shape[0]
-    if nt == 1:
+    if nt == 1:  # a steady field: any time is valid
         it, wt = 0, 0.0
-        if t != times[0]:
-            status |= OUT_TIME
     elif t <= times[0]:
         it, wt = 0, 0.0
         if t < times[0]:
@@ -177,7 +176,7 @@ def _horizontal(
     nx = lons.shape[0]
     x = lon
     if x < lons[0] or x >= lons[0] + 360.0:
-        x = lons[0] + ((x - lons[0]) % 360.0)
+        x = x - 360.0 * math.floor((x - lons[0]) / 360.0)
     if x <= lons[nx - 1]:
         ix0, wx = _bracket(lons, x)
         ix1 = ix0 + 1
@@ -236,7 +235,12 @@ def sample_wind(
     return u, v, status | vstatus, k
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+CACHE_INDEX_SIZE = 6
+CACHE_VALUE_SIZE = 28
+_FAR = 1e300
+
+
+@numba.njit(cache=True, error_model="numpy")
 def sample_wind_cached(
     t: float,
     lat: float,
@@ -251,12 +255,21 @@ def sample_wind_cached(
     cache_value: FloatArray,
     k_guess: int,
 ) -> tuple[float, float, int, int]:
-    """:func:`sample_wind` that keeps the 8 corner columns' winds at ``alt`` between calls.
+    """:func:`sample_wind` that keeps the cell it was last called in, for a caller that moves little.
 
-    ``cache_index`` (6,) holds (valid, it, iy, ix0, ix1, vertical status) and ``cache_value``
-    (17,) the corners' u (0..7), v (8..15) and the altitude they were taken at (16). A call in
-    the same cell at the same altitude (a float) only does the time/bilinear blend.
+    ``cache_index`` (CACHE_INDEX_SIZE,) holds (valid, it, iy, ix0, ix1, status of the corners)
+    and ``cache_value`` (CACHE_VALUE_SIZE,) the 8 corner columns' u (0..7) and v (8..15) at the
+    altitude in 16, then the cell's latitude start, 1/height and height (17..19), its longitude
+    start, 1/width and width (20..22), the longitude shift into the grid's convention (23), and
+    the time interval with its weight (24..27). A call inside the same cell and time interval
+    at the same altitude (a float) only computes the weights and blends the cached corners.
     """
+    cv = cache_value
+    if cache_index[0] == 1 and cv[16] == alt and cv[24] <= t <= cv[26]:
+        y = lat - cv[17]
+        x = lon + cv[23] - cv[20]
+        if 0.0 <= y <= cv[19] and 0.0 <= x <= cv[22]:
+            return _blend(cv, y * cv[18], x * cv[21], cv[27] + (t - cv[24]) * cv[25], cache_index[5], k_guess)
     it, wt, iy, wy, ix0, ix1, wx, status = _horizontal(t, lat, lon, times, lats, lons, global_lon, False)
     if status & (OUT_LAT | OUT_LON):
         return np.nan, np.nan, status, k_guess
@@ -267,7 +280,7 @@ def sample_wind_cached(
         and cache_index[2] == iy
         and cache_index[3] == ix0
         and cache_index[4] == ix1
-        and cache_value[16] == alt
+        and cv[16] == alt
     ):
         vstatus = 0
         nt = times.shape[0]
@@ -277,29 +290,60 @@ def sample_wind_cached(
             for dy in range(2):
                 for dx in range(2):
                     c = dt_i * 4 + dy * 2 + dx
-                    cu, cv, k, s = _column(columns, it + dt_i, iy + dy, ix1 if dx == 1 else ix0, alt, k)
+                    cu, cvv, k, s = _column(columns, it + dt_i, iy + dy, ix1 if dx == 1 else ix0, alt, k)
                     vstatus |= s
-                    cache_value[c] = cu
-                    cache_value[8 + c] = cv
+                    cv[c] = cu
+                    cv[8 + c] = cvv
         cache_index[0] = 1
         cache_index[1] = it
         cache_index[2] = iy
         cache_index[3] = ix0
         cache_index[4] = ix1
         cache_index[5] = vstatus
-        cache_value[16] = alt
+        cv[16] = alt
+    cache_index[5] = (cache_index[5] & ~OUT_TIME) | (status & OUT_TIME)
+    # the cell's geometry, for the fast path of the next calls
+    cv[17] = lats[iy]
+    cv[19] = lats[iy + 1] - lats[iy]
+    cv[18] = 1.0 / cv[19]
+    if lat < lats[0] or lat > lats[lats.shape[0] - 1]:
+        cv[19] = -1.0  # clamped latitude: no fast path
+    x = lon
+    if x < lons[0] or x >= lons[0] + 360.0:
+        x = x - 360.0 * math.floor((x - lons[0]) / 360.0)
+    cv[23] = x - lon
+    cv[20] = lons[ix0]
+    cv[22] = (lons[ix1] if ix1 > ix0 else lons[0] + 360.0) - lons[ix0]
+    cv[21] = 1.0 / cv[22]
+    nt = times.shape[0]
+    if nt == 1:
+        cv[24], cv[25], cv[26], cv[27] = -_FAR, 0.0, _FAR, 0.0
+    elif t < times[0]:
+        cv[24], cv[25], cv[26], cv[27] = -_FAR, 0.0, times[0], 0.0
+    elif t > times[nt - 1]:
+        cv[24], cv[25], cv[26], cv[27] = times[nt - 1], 0.0, _FAR, 1.0
+    else:
+        cv[24], cv[26], cv[27] = times[it], times[it + 1], 0.0
+        cv[25] = 1.0 / (times[it + 1] - times[it])
+    return _blend(cv, wy, wx, wt, status | cache_index[5], k)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _blend(
+    cv: FloatArray, wy: float, wx: float, wt: float, status: int, k: int
+) -> tuple[float, float, int, int]:
     w00 = (1.0 - wy) * (1.0 - wx)
     w01 = (1.0 - wy) * wx
     w10 = wy * (1.0 - wx)
     w11 = wy * wx
-    u = w00 * cache_value[0] + w01 * cache_value[1] + w10 * cache_value[2] + w11 * cache_value[3]
-    v = w00 * cache_value[8] + w01 * cache_value[9] + w10 * cache_value[10] + w11 * cache_value[11]
+    u = w00 * cv[0] + w01 * cv[1] + w10 * cv[2] + w11 * cv[3]
+    v = w00 * cv[8] + w01 * cv[9] + w10 * cv[10] + w11 * cv[11]
     if wt != 0.0:
-        u1 = w00 * cache_value[4] + w01 * cache_value[5] + w10 * cache_value[6] + w11 * cache_value[7]
-        v1 = w00 * cache_value[12] + w01 * cache_value[13] + w10 * cache_value[14] + w11 * cache_value[15]
+        u1 = w00 * cv[4] + w01 * cv[5] + w10 * cv[6] + w11 * cv[7]
+        v1 = w00 * cv[12] + w01 * cv[13] + w10 * cv[14] + w11 * cv[15]
         u += wt * (u1 - u)
         v += wt * (v1 - v)
-    return u, v, status | cache_index[5], k
+    return u, v, status, k
 
 
 @numba.njit(cache=True, error_model="numpy")
