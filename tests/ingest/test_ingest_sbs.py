@@ -158,3 +158,11 @@ def test_sniff() -> None:
     assert sniff(msg(3).encode())
     assert sniff(b"STA,,5,179,400AE7,10103,2008/11/28,14:58:51.153\n")
     assert not sniff(b"*8D406B909945DE10000405999BE4;\n")
+
+
+def test_line_numbers_continue_across_reads() -> None:
+    reader = SbsReader()
+    first, _ = read(msg(3, alt="1", lat="1", lon="2") + "\n" + msg(5), reader)
+    second, _ = read(msg(3, alt="1", lat="1", lon="3"), reader)  # e.g. the next datagram
+    assert first.observations[0].source is not None and second.observations[0].source is not None
+    assert (first.observations[0].source.position, second.observations[0].source.position) == (1, 3)

@@ -109,10 +109,12 @@ def read_chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
         yield data
 
 
-def iter_line_chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[int, list[bytes]]]:
+def iter_line_chunks(
+    stream: IO[bytes], size: int = CHUNK_BYTES, first_line: int = 1
+) -> Iterator[tuple[int, list[bytes]]]:
     """(first line number, complete lines) chunks; a final unterminated line is included."""
     rest = b""
-    line_no = 1
+    line_no = first_line
     for data in read_chunks(stream, size):
         data = rest + data
         cut = data.rfind(b"\n")
@@ -211,6 +213,7 @@ class ModeSReader:
         self.chunk_bytes = chunk_bytes
         self._decoder: core.ModeSDecoder | None = None
         self.identities = IdentityCodes()
+        self.lines_read = 0  # line numbers continue across read() calls (datagrams, reconnects)
 
     def _dec(self, ctx: ReadContext) -> core.ModeSDecoder:
         if self._decoder is None:
@@ -260,11 +263,12 @@ class ModeSReader:
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         stats = IngestStats()
         stream = maybe_gunzip(stream)
-        last = 0
-        for first, lines in iter_line_chunks(stream, self.chunk_bytes):
+        for first, lines in iter_line_chunks(stream, self.chunk_bytes, self.lines_read + 1):
             core.emit(self.decode_lines(first, lines, ctx), ctx, sink, stats)
-            last = first + len(lines)
-        stream_failure(stream, last + 1, ctx, sink, stats)
+            self.lines_read = first + len(lines) - 1
+        if getattr(stream, "error", None):
+            self.lines_read += 1
+            stream_failure(stream, self.lines_read, ctx, sink, stats)
         return stats
 
     def read_batch(self, data: bytes, ctx: ReadContext) -> tuple[ObservationBatch, core.AdsbChunk]:

@@ -246,6 +246,7 @@ class SbsReader:
         self.strings = core.StringTable()
         self.identities = IdentityCodes()
         self._clock: _Clock | None = None
+        self.lines_read = 0  # line numbers continue across read() calls (datagrams, reconnects)
 
     def _anchor(self, ctx: ReadContext) -> _Clock:
         if self._clock is None:
@@ -389,7 +390,7 @@ class SbsReader:
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
         stats = IngestStats()
         rest = b""
-        line_no = 1
+        line_no = self.lines_read + 1
         stream = maybe_gunzip(stream)
         for data in read_chunks(stream, self.chunk_bytes):
             data = rest + data
@@ -404,7 +405,10 @@ class SbsReader:
         if rest.strip():
             core.emit(self.decode(rest, line_no, ctx), ctx, sink, stats)
             line_no += 1
-        stream_failure(stream, line_no, ctx, sink, stats)
+        if getattr(stream, "error", None):
+            stream_failure(stream, line_no, ctx, sink, stats)
+            line_no += 1
+        self.lines_read = line_no - 1
         return stats
 
     def read_batch(self, data: bytes, ctx: ReadContext) -> tuple[ObservationBatch, core.AdsbChunk]:
