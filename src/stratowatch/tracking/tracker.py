@@ -28,6 +28,7 @@ import numpy.typing as npt
 from scipy.spatial import cKDTree
 
 from stratowatch.model import (
+    Classification,
     IdentityCodes,
     Observation,
     ObservationBatch,
@@ -239,11 +240,18 @@ class Tracker:
             misses_run=tr.misses_run[idx],
         )
 
-    def to_tracks(self, table: TrackTable) -> list[Track]:
-        """Frozen Track snapshots (with classification) for people and APIs."""
+    def to_tracks(
+        self, table: TrackTable, classifications: Sequence[Classification] | None = None
+    ) -> list[Track]:
+        """Frozen Track snapshots (with classification) for people and APIs. ``classifications``
+        (one per row) replaces the default classification (the service adds the wind match)."""
         from stratowatch.classify import classify_table
 
-        classes = classify_table(table, [m.name for m in self.models], self.identities)
+        classes = (
+            classifications
+            if classifications is not None
+            else classify_table(table, [m.name for m in self.models], self.identities)
+        )
         bits = {b: s for s, b in self._sensor_bits.items()}
         names = [m.name for m in self.models]
         out = []
