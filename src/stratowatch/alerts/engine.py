@@ -1,0 +1,460 @@
+"""The alert engine: rules over all tracks x all geofences each step, grouped into incidents.
+
+Rules (``Alert.rule``):
+
+- ``geofence_enter`` / ``geofence_exit``: a track is now inside / no longer inside a circle or
+  polygon geofence (area and altitude band). A track first seen inside counts as entering.
+- ``predicted_entry``: the track's ensemble prediction gives probability >= ``p`` of entering
+  a geofence within ``T`` hours; the alert carries the expected (median) entry time.
+- ``new_unidentified``: a confirmed track classified balloon or unknown, with no identity that
+  names it (ICAO address, APRS callsign, radiosonde serial, WSPR call), above
+  ``new_object_min_alt_m``: opens a new incident -- and, while another such incident is open,
+  one titled "potential second incident".
+- ``track_lost``: a track with an open incident has had no update for ``lost_after_s``
+  (coasting) or was dropped by the tracker.
+- ``border_crossing``: the track's last step crossed a border line, with the direction
+  (``"CAN->USA"`` when the line's side labels are known).
+
+Inside/outside state is kept as a bool array ``(n_tracks, n_geofences)`` with a sorted array of
+track ids, so enter/exit come from two array comparisons; only the few events become
+:class:`~stratowatch.model.Alert` objects. De-duplication and incidents live in
+:class:`~stratowatch.alerts.incidents.IncidentBook`: ``evaluate`` returns only alerts that are
+new or materially changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from stratowatch.alerts.geofences import BoolArray, FloatArray, GeofenceIndex, IntArray
+from stratowatch.alerts.incidents import IncidentBook
+from stratowatch.model import Alert, Geofence, Incident, ObjectClass, Track, TrackStatus
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AlertEngine", "RulesConfig"]
+
+RULES = (
+    "new_unidentified",
+    "geofence_enter",
+    "predicted_entry",
+    "border_crossing",
+    "geofence_exit",
+    "track_lost",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """Thresholds of the rules (see the module docstring)."""
+
+    predicted_entry_hours: float = 24.0
+    predicted_entry_probability: float = 0.3
+    new_object_min_alt_m: float = 15_000.0
+    lost_after_s: float = 600.0
+    #: line geofences that count as borders; empty: every line geofence is a border
+    border_geofence_ids: tuple[str, ...] = ()
+    #: side labels of border lines, ``{geofence_id: (left, right)}`` walking first -> last vertex
+    border_sides: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: identities that name an object (a track carrying one is not "unidentified")
+    identified_prefixes: tuple[str, ...] = ("icao:", "aprs:", "sonde:", "wspr:")
+    #: material change thresholds for re-notification
+    probability_change: float = 0.15
+    entry_time_change_s: float = 3600.0
+    #: a condition that ended and came back is notified again only after this long
+    renotify_after_s: float = 600.0
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The per-track arrays one step works on (active tracks, sorted by id)."""
+
+    ids: IntArray
+    lat: FloatArray
+    lon: FloatArray
+    alt: FloatArray
+    status: IntArray
+    last_update: FloatArray
+    label: IntArray
+    label_probability: FloatArray
+    identified: BoolArray
+    tracks: list[Track]
+
+
+class AlertEngine:
+    """Evaluates the rules each step; ``book`` holds incidents and de-duplication."""
+
+    def __init__(
+        self,
+        geofences: Iterable[Geofence],
+        rules: RulesConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        book: IncidentBook | None = None,
+    ) -> None:
+        self.rules = rules or RulesConfig()
+        self.clock = clock
+        self.book = book or IncidentBook()
+        self.last_incidents: list[Incident] = []
+        self._index = GeofenceIndex(geofences)
+        self._border = self._border_mask()
+        self._ids: IntArray = np.empty(0, dtype=np.int64)
+        self._inside: BoolArray = np.zeros((0, len(self._index)), dtype=bool)
+        self._lat: FloatArray = np.empty(0)
+        self._lon: FloatArray = np.empty(0)
+
+    # ------------------------------------------------------------------ geofences
+
+    @property
+    def geofences(self) -> tuple[Geofence, ...]:
+        return self._index.geofences
+
+    def set_geofences(self, geofences: Iterable[Geofence]) -> None:
+        """Replace the geofences; the inside state of geofences kept (same id) is kept."""
+        old = self._index
+        self._index = GeofenceIndex(geofences)
+        self._border = self._border_mask()
+        inside = np.zeros((self._ids.size, len(self._index)), dtype=bool)
+        for j, gid in enumerate(self._index.ids):
+            k = old.position.get(gid)
+            if k is not None:
+                inside[:, j] = self._inside[:, k]
+        self._inside = inside
+
+    def _border_mask(self) -> BoolArray:
+        wanted = set(self.rules.border_geofence_ids)
+        return np.array(
+            [g.kind == "line" and (not wanted or g.geofence_id in wanted) for g in self._index.geofences],
+            dtype=bool,
+        )
+
+    # ------------------------------------------------------------------ operator actions
+
+    def acknowledge(self, alert_id: str, who: str, time_s: float | None = None) -> Incident:
+        return self.book.acknowledge(alert_id, who, self.clock() if time_s is None else time_s)
+
+    def resolve(self, incident_id: str, who: str, time_s: float | None = None, note: str = "") -> Incident:
+        return self.book.resolve(incident_id, who, self.clock() if time_s is None else time_s, note)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(
+        self,
+        time_s: float,
+        tracks: Sequence[Track],
+        predictions: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> list[Alert]:
+        """New or materially changed alerts for this step (each attached to its incident).
+        The incidents changed by this step are in ``last_incidents`` afterwards."""
+        cols = _columns(tracks, self.rules.identified_prefixes)
+        inside = self._index.inside(cols.lat, cols.lon, cols.alt)
+
+        m = self._ids.size
+        pos = np.searchsorted(self._ids, cols.ids)
+        pos_c = np.minimum(pos, max(m - 1, 0))
+        have = (pos < m) & (self._ids[pos_c] == cols.ids) if m else np.zeros(cols.ids.size, dtype=bool)
+        prev_inside = np.zeros_like(inside)
+        prev_inside[have] = self._inside[pos_c[have]]
+        enter = inside & ~prev_inside
+        leave = prev_inside & ~inside
+
+        hv = np.flatnonzero(have)
+        cross = self._index.crossings(
+            self._lat[pos_c[hv]], self._lon[pos_c[hv]], cols.lat[hv], cols.lon[hv], cols.alt[hv]
+        )
+        on_border = self._border[cross.geofence_index]
+        cross_rows = hv[cross.track_index[on_border]]
+        cross_gf = cross.geofence_index[on_border]
+        cross_ltr = cross.left_to_right[on_border]
+
+        interest = np.isin(cols.ids, np.fromiter(self.book.active_track_ids(), dtype=np.int64))
+        stale = (time_s - cols.last_update) > self.rules.lost_after_s
+        lost_rows = np.flatnonzero(interest & stale)
+        fresh_rows = np.flatnonzero(interest & ~stale)
+        vanished = self._ids[~np.isin(self._ids, cols.ids)]
+        vanished = vanished[np.isin(vanished, np.fromiter(self.book.active_track_ids(), dtype=np.int64))]
+
+        unidentified = (
+            (cols.status == int(TrackStatus.CONFIRMED))
+            & ((cols.label == int(ObjectClass.BALLOON)) | (cols.label == int(ObjectClass.UNKNOWN)))
+            & ~cols.identified
+            & (cols.alt > self.rules.new_object_min_alt_m)
+        )
+
+        self._ids, self._inside, self._lat, self._lon = cols.ids, inside, cols.lat, cols.lon
+
+        changed: dict[str, Incident] = {}
+        out: list[Alert] = []
+
+        def emit(alert: Alert) -> None:
+            routed = self._route(alert, changed)
+            if routed is not None:
+                out.append(routed)
+
+        for r in np.flatnonzero(unidentified):
+            emit(self._new_unidentified(time_s, cols, int(r)))
+        for r, g in zip(*np.nonzero(enter), strict=True):
+            self.book.rearm(f"geofence_exit:{cols.ids[r]}:{self._index.ids[g]}")
+            emit(self._enter(time_s, cols, int(r), int(g)))
+        for alert in self._predicted(time_s, cols, inside, predictions or {}):
+            emit(alert)
+        for r, g, ltr in zip(cross_rows, cross_gf, cross_ltr, strict=True):
+            emit(self._crossing(time_s, cols, int(r), int(g), bool(ltr)))
+        for r, g in zip(*np.nonzero(leave), strict=True):
+            self.book.rearm(f"geofence_enter:{cols.ids[r]}:{self._index.ids[g]}")
+            emit(self._exit(time_s, cols, int(r), int(g)))
+        for r in fresh_rows:
+            self.book.rearm(f"track_lost:{cols.ids[r]}")
+        for r in lost_rows:
+            tid = int(cols.ids[r])
+            age = time_s - float(cols.last_update[r])
+            emit(
+                Alert(
+                    alert_id=f"track_lost:{tid}",
+                    time_s=time_s,
+                    rule="track_lost",
+                    severity="warning",
+                    message=f"Track T{tid} lost: no update for {age / 60.0:.0f} min (coasting)",
+                    track_id=tid,
+                    details={"seconds_since_update": round(age, 1), **_where(cols, int(r))},
+                )
+            )
+        for tid in vanished.tolist():
+            emit(
+                Alert(
+                    alert_id=f"track_lost:{tid}",
+                    time_s=time_s,
+                    rule="track_lost",
+                    severity="warning",
+                    message=f"Track T{tid} lost: dropped by the tracker",
+                    track_id=int(tid),
+                    details={"dropped": True},
+                )
+            )
+        self.last_incidents = list(changed.values())
+        return out
+
+    def _route(self, alert: Alert, changed: dict[str, Incident]) -> Alert | None:
+        """De-duplicate, then attach to the track's incident (opening one when the rule warrants)."""
+        reason = self.book.should_notify(
+            alert,
+            probability_delta=self.rules.probability_change,
+            entry_shift_s=self.rules.entry_time_change_s,
+            rearm_after_s=self.rules.renotify_after_s,
+        )
+        if reason is None:
+            return None
+        inc = self.book.active_for_track(alert.track_id) if alert.track_id is not None else None
+        if inc is None:
+            if alert.rule in ("geofence_exit", "track_lost"):
+                return None  # only news for an object someone is following
+            title = alert.message
+            if alert.rule == "new_unidentified":
+                others = self.book.active_opened_by("new_unidentified")
+                if others:
+                    also = ", ".join(i.incident_id for i in others)
+                    title += f" — potential second incident (also open: {also})"
+            inc = self.book.open(
+                alert.time_s,
+                title,
+                track_ids=() if alert.track_id is None else (alert.track_id,),
+                rule=alert.rule,
+            )
+        inc = self.book.add_alert(inc.incident_id, alert, reason)
+        self.book.mark_notified(alert)
+        changed[inc.incident_id] = inc
+        routed = self.book.alert(alert.alert_id)
+        log.info("alert %s [%s] %s (%s)", routed.alert_id, routed.severity, routed.message, reason)
+        return routed
+
+    # ------------------------------------------------------------------ alert builders
+
+    def _new_unidentified(self, time_s: float, cols: _Columns, r: int) -> Alert:
+        tid = int(cols.ids[r])
+        label = ObjectClass(int(cols.label[r])).name.lower()
+        p = float(cols.label_probability[r])
+        alt_km = float(cols.alt[r]) / 1000.0
+        p_text = f" {p:.2f}" if math.isfinite(p) else ""
+        return Alert(
+            alert_id=f"new_unidentified:{tid}",
+            time_s=time_s,
+            rule="new_unidentified",
+            severity="critical",
+            message=f"Unidentified high-altitude object T{tid} ({alt_km:.1f} km, {label}{p_text})",
+            track_id=tid,
+            details={"label": label, "probability_label": _finite(p), **_where(cols, r)},
+        )
+
+    def _enter(self, time_s: float, cols: _Columns, r: int, g: int) -> Alert:
+        gf = self._index.geofences[g]
+        tid = int(cols.ids[r])
+        return Alert(
+            alert_id=f"geofence_enter:{tid}:{gf.geofence_id}",
+            time_s=time_s,
+            rule="geofence_enter",
+            severity=gf.severity,
+            message=f"T{tid} entered {gf.name} ({cols.alt[r] / 1000.0:.1f} km)",
+            track_id=tid,
+            geofence_id=gf.geofence_id,
+            details=_where(cols, r),
+        )
+
+    def _exit(self, time_s: float, cols: _Columns, r: int, g: int) -> Alert:
+        gf = self._index.geofences[g]
+        tid = int(cols.ids[r])
+        return Alert(
+            alert_id=f"geofence_exit:{tid}:{gf.geofence_id}",
+            time_s=time_s,
+            rule="geofence_exit",
+            severity="info",
+            message=f"T{tid} left {gf.name}",
+            track_id=tid,
+            geofence_id=gf.geofence_id,
+            details=_where(cols, r),
+        )
+
+    def _crossing(self, time_s: float, cols: _Columns, r: int, g: int, left_to_right: bool) -> Alert:
+        gf = self._index.geofences[g]
+        tid = int(cols.ids[r])
+        left, right = self.rules.border_sides.get(gf.geofence_id, ("left", "right"))
+        src, dst = (left, right) if left_to_right else (right, left)
+        return Alert(
+            alert_id=f"border_crossing:{tid}:{gf.geofence_id}:{src}->{dst}",
+            time_s=time_s,
+            rule="border_crossing",
+            severity=gf.severity,
+            message=f"T{tid} crossed {gf.name} ({src}->{dst}) at {cols.lat[r]:.2f}, {cols.lon[r]:.2f}",
+            track_id=tid,
+            geofence_id=gf.geofence_id,
+            details={"from": src, "to": dst, "direction": f"{src}->{dst}", **_where(cols, r)},
+        )
+
+    def _predicted(
+        self, time_s: float, cols: _Columns, inside: BoolArray, predictions: Mapping[int, Mapping[str, Any]]
+    ) -> list[Alert]:
+        out = []
+        horizon_s = self.rules.predicted_entry_hours * 3600.0
+        for tid, payload in predictions.items():
+            r = int(np.searchsorted(cols.ids, tid))
+            if r >= cols.ids.size or cols.ids[r] != tid:
+                continue
+            for arrival in payload.get("arrivals", ()):
+                gid = str(arrival.get("geofence_id"))
+                key = f"predicted_entry:{tid}:{gid}"
+                p = _float_or_nan(arrival.get("probability"))
+                earliest = _float_or_nan(arrival.get("earliest_s"))
+                median = _float_or_nan(arrival.get("median_s"))
+                expected = median if math.isfinite(median) else earliest
+                g = self._index.position.get(gid)
+                already_inside = g is not None and bool(inside[r, g])
+                if not (
+                    p >= self.rules.predicted_entry_probability
+                    and math.isfinite(expected)
+                    and (earliest if math.isfinite(earliest) else expected) - time_s <= horizon_s
+                    and not already_inside
+                ):
+                    self.book.rearm(key)
+                    continue
+                gf = self._index.geofences[g] if g is not None else None
+                name = gf.name if gf is not None else gid
+                when = datetime.fromtimestamp(expected, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                out.append(
+                    Alert(
+                        alert_id=key,
+                        time_s=time_s,
+                        rule="predicted_entry",
+                        severity=gf.severity if gf is not None else "warning",
+                        message=(
+                            f"T{tid} predicted to enter {name} with probability {p:.2f}, "
+                            f"expected {when} (in {(expected - time_s) / 3600.0:.1f} h)"
+                        ),
+                        track_id=int(tid),
+                        geofence_id=gid,
+                        details={
+                            "probability": round(p, 4),
+                            "expected_entry_s": expected,
+                            "earliest_entry_s": _finite(earliest),
+                            "hours_to_entry": round((expected - time_s) / 3600.0, 2),
+                            **_where(cols, r),
+                        },
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        """Book and per-track state, JSON-able (the pipeline persists it via ``Store.save_state``)."""
+        return {
+            "book": self.book.snapshot(),
+            "track_ids": self._ids.tolist(),
+            "lat_deg": self._lat.tolist(),
+            "lon_deg": self._lon.tolist(),
+            "inside": {
+                gid: self._ids[self._inside[:, j]].tolist()
+                for j, gid in enumerate(self._index.ids)
+                if self._inside[:, j].any()
+            },
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        self.book = IncidentBook.restore(snapshot["book"])
+        self._ids = np.asarray(snapshot.get("track_ids", []), dtype=np.int64)
+        self._lat = np.asarray(snapshot.get("lat_deg", []), dtype=np.float64)
+        self._lon = np.asarray(snapshot.get("lon_deg", []), dtype=np.float64)
+        self._inside = np.zeros((self._ids.size, len(self._index)), dtype=bool)
+        for gid, ids in snapshot.get("inside", {}).items():
+            j = self._index.position.get(gid)
+            if j is not None:
+                self._inside[np.isin(self._ids, np.asarray(ids, dtype=np.int64)), j] = True
+
+
+def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _Columns:
+    active = [t for t in tracks if t.status in (TrackStatus.CONFIRMED, TrackStatus.COASTING)]
+    active.sort(key=lambda t: t.track_id)
+    n = len(active)
+    prefixes = tuple(identified_prefixes)
+    return _Columns(
+        ids=np.fromiter((t.track_id for t in active), np.int64, n),
+        lat=np.fromiter((t.lat_deg for t in active), np.float64, n),
+        lon=np.fromiter((t.lon_deg for t in active), np.float64, n),
+        alt=np.fromiter((t.alt_m for t in active), np.float64, n),
+        status=np.fromiter((int(t.status) for t in active), np.int64, n),
+        last_update=np.fromiter((t.last_update_s for t in active), np.float64, n),
+        label=np.fromiter(
+            (int(t.classification.label) if t.classification else int(ObjectClass.UNKNOWN) for t in active),
+            np.int64,
+            n,
+        ),
+        label_probability=np.fromiter(
+            (t.classification.probability if t.classification else math.nan for t in active), np.float64, n
+        ),
+        identified=np.fromiter((any(i.startswith(prefixes) for i in t.identities) for t in active), bool, n),
+        tracks=active,
+    )
+
+
+def _where(cols: _Columns, r: int) -> dict[str, object]:
+    return {
+        "lat_deg": round(float(cols.lat[r]), 5),
+        "lon_deg": round(float(cols.lon[r]), 5),
+        "alt_m": _finite(round(float(cols.alt[r]), 1)),
+    }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _float_or_nan(v: object) -> float:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v)
+    return math.nan
