@@ -317,3 +317,15 @@ def test_bulk_fast_path_equals_line_by_line_parsing() -> None:
     ]
     assert s_fast.messages == s_slow.messages  # type: ignore[attr-defined]
     assert len(slow.quarantined) == 1 and not fast.quarantined
+
+
+@pytest.mark.parametrize(
+    ("nacv", "sigma"), [(0, core.DEFAULT_VELOCITY_SIGMA_MPS), (1, 5.0), (2, 1.5), (4, 0.15)]
+)
+def test_velocity_sigma_from_nacv(nacv: int, sigma: float) -> None:
+    me = bytearray.fromhex(VELOCITY[8:22])
+    me[1] = (me[1] & ~0x38) | (nacv << 3)  # ME bits 11-13
+    vel = _with_crc(bytes.fromhex("8D40621D") + bytes(me))
+    assert pms.decode(vel).get("nac_v") == nacv
+    sink, _ = _read(f"0.8,{vel}\n1.0,{EVEN}\n2.0,{ODD}\n")
+    assert sink.observations[0].velocity_sigma_mps == pytest.approx(sigma)

@@ -59,6 +59,10 @@ SURFACE_REF_MAX_AGE_S = 600.0
 #: Per-ICAO state older than this (relative to the newest frame) is dropped.
 STATE_MAX_AGE_S = 3600.0
 
+#: 1-sigma velocity accuracy when the source states none (SBS, readsb, NACv 0)
+DEFAULT_VELOCITY_SIGMA_MPS = 5.0
+# NACv (or v0 NUCv) 1..4 -> 95 % horizontal velocity bound 10, 3, 1, 0.3 m/s, as 1-sigma
+_NACV_SIGMA_MPS = np.array([DEFAULT_VELOCITY_SIGMA_MPS, 10.0, 3.0, 1.0, 0.3]) / 2.0
 # NACp -> 95 % horizontal position bound (EPU, metres); DO-260B table 2-69.
 _NACP_EPU_M = np.array(
     [np.nan, 18520.0, 7408.0, 3704.0, 1852.0, 926.0, 555.6, 185.2, 92.6, 30.0, 10.0, 3.0,
@@ -448,6 +452,19 @@ class AdsbChunk:
     callsign: IntArray  # StringTable codes, -1 none
     category: IntArray
     strings: StringTable = field(default_factory=StringTable)
+    #: 1-sigma velocity accuracy per observation row (NaN: DEFAULT_VELOCITY_SIGMA_MPS)
+    velocity_sigma_mps: FloatArray | None = None
+
+    def velocity_sigma(self) -> FloatArray:
+        """Per-row velocity sigma; NaN where the row has no velocity."""
+        base = (
+            np.full(self.n_obs, DEFAULT_VELOCITY_SIGMA_MPS)
+            if self.velocity_sigma_mps is None
+            else np.where(
+                np.isnan(self.velocity_sigma_mps), DEFAULT_VELOCITY_SIGMA_MPS, self.velocity_sigma_mps
+            )
+        )
+        return np.where(np.isnan(self.velocity_enu_mps[:, 0]), np.nan, base)
 
     @property
     def n_obs(self) -> int:
@@ -482,7 +499,7 @@ def to_batch(chunk: AdsbChunk, ctx: ReadContext, identities: IdentityCodes) -> O
         sigma,
         sensor_ids=[ctx.sensor_id],
         velocity_enu_mps=chunk.velocity_enu_mps,
-        velocity_sigma_mps=np.where(np.isnan(chunk.velocity_enu_mps[:, 0]), np.nan, 1.0),
+        velocity_sigma_mps=chunk.velocity_sigma(),
         identity=codes,
         obs_index=chunk.unit_position[chunk.obs_unit],
     )
@@ -534,9 +551,10 @@ def emit(chunk: AdsbChunk, ctx: ReadContext, sink: Sink, stats: IngestStats) -> 
         chunk.callsign.tolist(),
         chunk.category.tolist(),
         pos,
+        chunk.velocity_sigma().tolist(),
         strict=True,
     )
-    for t, lat, lon, alt, sh, sv, vel, ident, cs, cat, p in rows:
+    for t, lat, lon, alt, sh, sv, vel, ident, cs, cat, p, vsig in rows:
         has_alt = not math.isnan(alt)
         has_vel = not math.isnan(vel[0])
         sink.observation(
@@ -547,7 +565,7 @@ def emit(chunk: AdsbChunk, ctx: ReadContext, sink: Sink, stats: IngestStats) -> 
                 value=(lat, lon, alt) if has_alt else (lat, lon),
                 sigma=(sh, sv) if has_alt else (sh,),
                 velocity_enu_mps=(vel[0], vel[1], vel[2]) if has_vel else None,
-                velocity_sigma_mps=1.0 if has_vel else math.nan,
+                velocity_sigma_mps=vsig,
                 identity=ident,
                 callsign=names[cs] if cs >= 0 else None,
                 category=names[cat] if cat >= 0 else None,
@@ -711,7 +729,8 @@ class ModeSDecoder:
         vn = np.where(me_bits(me, 25, 25) == 1, -v_ns, v_ns) * scale
         vu = np.where(me_bits(me, 37, 37) == 1, -vr, vr) * 64.0 * FPM_TO_MPS
         is_vel &= (v_ew >= 0) & (v_ns >= 0) & (vr >= 0)
-        vel_t, vel = self.state.latest("vel", key, time_s, is_vel, np.column_stack([ve, vn, vu]))
+        nacv = me_bits(me, 11, 13).astype(np.float64)
+        vel_t, vel = self.state.latest("vel", key, time_s, is_vel, np.column_stack([ve, vn, vu, nacv]))
 
         # airborne position
         is_pos = es & (((tc >= 9) & (tc <= 18)) | ((tc >= 20) & (tc <= 22)))
@@ -781,7 +800,11 @@ class ModeSDecoder:
         ]
         r = np.flatnonzero(has_pos)
         fresh_vel = np.abs(time_s[r] - vel_t[r]) < VELOCITY_MAX_AGE_S
-        velocity = np.where(fresh_vel[:, None], vel[r], np.nan)
+        velocity = np.where(fresh_vel[:, None], vel[r, :3], np.nan)
+        nacv_r = np.nan_to_num(vel[r, 3], nan=0).astype(np.int64)
+        velocity_sigma = np.where(
+            nacv_r > 0, _NACV_SIGMA_MPS[np.clip(nacv_r, 0, 4)], DEFAULT_VELOCITY_SIGMA_MPS
+        )
         return AdsbChunk(
             unit_position=unit_position,
             outcome=outcome,
@@ -802,4 +825,5 @@ class ModeSDecoder:
             callsign=np.nan_to_num(ident[r, 0], nan=-1).astype(np.int64),
             category=np.nan_to_num(ident[r, 1], nan=-1).astype(np.int64),
             strings=self.strings,
+            velocity_sigma_mps=velocity_sigma,
         )
