@@ -1,0 +1,297 @@
+"""Rows <-> model values, shared by both backends (private: the public JSON forms of the model
+are ``stratowatch.service.serialize``; these are storage forms and may change with the schema).
+
+Float columns hold NaN as NULL (SQLite cannot store NaN) and read NULL back as NaN. JSON
+documents keep non-finite floats (``Infinity``, ``NaN``) so every value round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+from stratowatch.model import (
+    Alert,
+    Classification,
+    Geofence,
+    Incident,
+    MeasurementKind,
+    ObjectClass,
+    Observation,
+    Sensor,
+    SourceRef,
+    Track,
+    TrackStatus,
+)
+
+Row = Sequence[Any]
+
+OBS_COLUMNS = (
+    "time_s, sensor_id, kind, v0, v1, v2, s0, s1, s2, vel_e, vel_n, vel_u, vel_sigma, "
+    "identity, callsign, category, releasable_to, originator, source, source_position, lat_deg, lon_deg"
+)
+OBS_NCOLS = len(OBS_COLUMNS.split(","))
+
+TRACK_COLUMNS = (
+    "time_s, status, lat_deg, lon_deg, alt_m, vel_e, vel_n, vel_u, sigma_e, sigma_n, sigma_u, "
+    "model_probabilities, identities, sensors, first_time_s, last_update_s, n_updates, "
+    "cls_label, classification"
+)
+TRACK_NCOLS = len(TRACK_COLUMNS.split(","))
+
+ALERT_COLUMNS = (
+    "alert_id, time_s, rule, severity, message, track_id, geofence_id, incident_id, "
+    "acknowledged_by, acknowledged_s, details, releasable_to"
+)
+INCIDENT_COLUMNS = (
+    "incident_id, opened_s, updated_s, status, title, track_ids, alert_ids, history, releasable_to"
+)
+
+_POSITIONED = (MeasurementKind.GEODETIC, MeasurementKind.GROUND_2D)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _num(x: float | None) -> float | None:
+    """A float for a column: NaN becomes NULL."""
+    if x is None:
+        return None
+    f = float(x)
+    return None if math.isnan(f) else f
+
+
+def _nan(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _opt_str(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def _labels(values: Iterable[str]) -> str:
+    return dumps(sorted(values))
+
+
+# --------------------------------------------------------------------------- observations
+
+
+def _pad(values: Sequence[float], n: int = 3) -> list[float | None]:
+    out: list[float | None] = [float(v) for v in values]
+    return out + [None] * (n - len(out))
+
+
+def obs_row(o: Observation) -> tuple[Any, ...]:
+    vel = o.velocity_enu_mps or (None, None, None)
+    located = o.kind in _POSITIONED
+    return (
+        float(o.time_s),
+        o.sensor_id,
+        int(o.kind),
+        *_pad(o.value),
+        *_pad(o.sigma),
+        *(None if v is None else float(v) for v in vel),
+        _num(o.velocity_sigma_mps),
+        o.identity,
+        o.callsign,
+        o.category,
+        _labels(o.releasable_to),
+        o.originator,
+        o.source.source if o.source else None,
+        o.source.position if o.source else None,
+        float(o.value[0]) if located else None,
+        float(o.value[1]) if located else None,
+    )
+
+
+def row_obs(r: Row) -> Observation:
+    return Observation(
+        float(r[0]),
+        str(r[1]),
+        MeasurementKind(int(r[2])),
+        tuple(float(v) for v in r[3:6] if v is not None),
+        tuple(float(v) for v in r[6:9] if v is not None),
+        velocity_enu_mps=None if r[9] is None else (float(r[9]), float(r[10]), float(r[11])),
+        velocity_sigma_mps=_nan(r[12]),
+        identity=_opt_str(r[13]),
+        callsign=_opt_str(r[14]),
+        category=_opt_str(r[15]),
+        releasable_to=frozenset(json.loads(r[16])),
+        originator=str(r[17]),
+        source=None if r[18] is None else SourceRef(str(r[18]), int(r[19])),
+    )
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+def track_row(t: Track) -> tuple[Any, ...]:
+    c = t.classification
+    cls_doc = (
+        None
+        if c is None
+        else dumps(
+            {
+                "label": int(c.label),
+                "probability": float(c.probability),
+                "probabilities": {str(k): float(v) for k, v in c.probabilities.items()},
+                "reasons": list(c.reasons),
+            }
+        )
+    )
+    return (
+        float(t.time_s),
+        int(t.status),
+        _num(t.lat_deg),
+        _num(t.lon_deg),
+        _num(t.alt_m),
+        *(_num(v) for v in t.velocity_enu_mps),
+        *(_num(v) for v in t.position_sigma_m),
+        dumps({str(k): float(v) for k, v in t.model_probabilities.items()}),
+        dumps(list(t.identities)),
+        dumps(list(t.sensors)),
+        float(t.first_time_s),
+        float(t.last_update_s),
+        int(t.n_updates),
+        None if c is None else int(c.label),
+        cls_doc,
+    )
+
+
+def row_track(track_id: Any, r: Row) -> Track:
+    """A Track from ``track_id`` and the TRACK_COLUMNS of a row."""
+    cls = None
+    if r[18] is not None:
+        d = json.loads(r[18])
+        cls = Classification(
+            ObjectClass(int(d["label"])),
+            float(d["probability"]),
+            {str(k): float(v) for k, v in d["probabilities"].items()},
+            tuple(str(x) for x in d["reasons"]),
+        )
+    return Track(
+        track_id=int(track_id),
+        time_s=float(r[0]),
+        status=TrackStatus(int(r[1])),
+        lat_deg=_nan(r[2]),
+        lon_deg=_nan(r[3]),
+        alt_m=_nan(r[4]),
+        velocity_enu_mps=(_nan(r[5]), _nan(r[6]), _nan(r[7])),
+        position_sigma_m=(_nan(r[8]), _nan(r[9]), _nan(r[10])),
+        model_probabilities={str(k): float(v) for k, v in json.loads(r[11]).items()},
+        identities=tuple(str(x) for x in json.loads(r[12])),
+        sensors=tuple(str(x) for x in json.loads(r[13])),
+        first_time_s=float(r[14]),
+        last_update_s=float(r[15]),
+        n_updates=int(r[16]),
+        classification=cls,
+    )
+
+
+# --------------------------------------------------------------------------- alerts, incidents
+
+
+def alert_row(a: Alert) -> tuple[Any, ...]:
+    return (
+        a.alert_id,
+        float(a.time_s),
+        a.rule,
+        a.severity,
+        a.message,
+        None if a.track_id is None else int(a.track_id),
+        a.geofence_id,
+        a.incident_id,
+        a.acknowledged_by,
+        None if a.acknowledged_s is None else float(a.acknowledged_s),
+        dumps(dict(a.details)),
+        _labels(a.releasable_to),
+    )
+
+
+def row_alert(r: Row) -> Alert:
+    return Alert(
+        alert_id=str(r[0]),
+        time_s=float(r[1]),
+        rule=str(r[2]),
+        severity=str(r[3]),
+        message=str(r[4]),
+        track_id=None if r[5] is None else int(r[5]),
+        geofence_id=_opt_str(r[6]),
+        incident_id=_opt_str(r[7]),
+        acknowledged_by=_opt_str(r[8]),
+        acknowledged_s=None if r[9] is None else float(r[9]),
+        details=json.loads(r[10]),
+        releasable_to=frozenset(json.loads(r[11])),
+    )
+
+
+def incident_row(i: Incident) -> tuple[Any, ...]:
+    return (
+        i.incident_id,
+        float(i.opened_s),
+        float(i.updated_s),
+        i.status,
+        i.title,
+        dumps([int(t) for t in i.track_ids]),
+        dumps(list(i.alert_ids)),
+        dumps([[float(t), str(who), str(what)] for t, who, what in i.history]),
+        _labels(i.releasable_to),
+    )
+
+
+def row_incident(r: Row) -> Incident:
+    return Incident(
+        incident_id=str(r[0]),
+        opened_s=float(r[1]),
+        updated_s=float(r[2]),
+        status=str(r[3]),
+        title=str(r[4]),
+        track_ids=tuple(int(t) for t in json.loads(r[5])),
+        alert_ids=tuple(str(a) for a in json.loads(r[6])),
+        history=tuple((float(t), str(who), str(what)) for t, who, what in json.loads(r[7])),
+        releasable_to=frozenset(json.loads(r[8])),
+    )
+
+
+# --------------------------------------------------------------------------- sensors, geofences
+
+
+def _doc(value: Sensor | Geofence) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(value):
+        v = getattr(value, f.name)
+        if isinstance(v, frozenset):
+            v = sorted(v)
+        out[f.name] = v
+    return out
+
+
+def sensor_body(s: Sensor) -> str:
+    return dumps(_doc(s))
+
+
+def body_sensor(text: str) -> Sensor:
+    d = json.loads(text)
+    d["releasable_to"] = frozenset(d["releasable_to"])
+    return Sensor(**d)
+
+
+def geofence_body(g: Geofence) -> str:
+    d = _doc(g)
+    d["coordinates"] = [[float(a), float(b)] for a, b in g.coordinates]
+    return dumps(d)
+
+
+def body_geofence(text: str) -> Geofence:
+    d = json.loads(text)
+    d["releasable_to"] = frozenset(d["releasable_to"])
+    d["coordinates"] = tuple((float(a), float(b)) for a, b in d["coordinates"])
+    return Geofence(**d)
+
+
+def json_doc(value: Mapping[str, Any]) -> str:
+    return dumps(dict(value))
