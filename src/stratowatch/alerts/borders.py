@@ -66,8 +66,9 @@ class TopoJSON:
             used.update(i if i >= 0 else ~i for i in ring)
         return used
 
-    def polygons(self, geometry_id: str) -> shapely.Geometry:
-        """The geometry as a shapely (Multi)Polygon in (lon, lat)."""
+    def polygons(self, geometry_id: str, *, repair: bool = True) -> shapely.Geometry:
+        """The geometry as a shapely (Multi)Polygon in (lon, lat); ``repair=False`` skips
+        ``make_valid`` (slow on large countries; point-in-polygon tests do not need it)."""
         geom = self._geometry(geometry_id)
         gtype = geom.get("type")
         arcs = geom.get("arcs") or []
@@ -78,7 +79,7 @@ class TopoJSON:
             if rings and len(rings[0]) >= 4:
                 out.append(shapely.Polygon(rings[0], [r for r in rings[1:] if len(r) >= 4]))
         merged = shapely.multipolygons(out) if out else shapely.MultiPolygon()
-        return merged if merged.is_valid else shapely.make_valid(merged)
+        return merged if not repair or merged.is_valid else shapely.make_valid(merged)
 
     def _geometry(self, geometry_id: str) -> dict[str, Any]:
         try:
@@ -133,7 +134,7 @@ def shared_border(
     if not shared:
         raise GeofenceError(f"{topo.path}: geometries {id_a!r} and {id_b!r} share no border")
     chains = _chain([topo.arcs[i] for i in shared])
-    area_a = topo.polygons(id_a)
+    area_a = topo.polygons(id_a, repair=False)
     shapely.prepare(area_a)
     geofences = []
     sides: dict[str, tuple[str, str]] = {}
