@@ -1,0 +1,1 @@
+"""One router per resource; :func:`stratowatch.api.main.create_app` mounts them all."""
