@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from stratowatch.model import Alert, Geofence, Incident, ObjectClass, Track, Tra
 log = logging.getLogger(__name__)
 
 __all__ = ["AlertEngine", "RulesConfig"]
+
+_STRIDE = 1 << 20  # geofences per engine are far fewer; track ids stay below 2**43
 
 RULES = (
     "new_unidentified",
@@ -86,7 +89,6 @@ class _Columns:
     label: IntArray
     label_probability: FloatArray
     identified: BoolArray
-    tracks: list[Track]
 
 
 class AlertEngine:
@@ -107,7 +109,8 @@ class AlertEngine:
         self._index = GeofenceIndex(geofences)
         self._border = self._border_mask()
         self._ids: IntArray = np.empty(0, dtype=np.int64)
-        self._inside: BoolArray = np.zeros((0, len(self._index)), dtype=bool)
+        #: sorted keys ``track_id * _STRIDE + geofence_index`` of the (track, geofence) pairs inside
+        self._inside_keys: IntArray = np.empty(0, dtype=np.int64)
         self._lat: FloatArray = np.empty(0)
         self._lon: FloatArray = np.empty(0)
 
@@ -122,12 +125,10 @@ class AlertEngine:
         old = self._index
         self._index = GeofenceIndex(geofences)
         self._border = self._border_mask()
-        inside = np.zeros((self._ids.size, len(self._index)), dtype=bool)
-        for j, gid in enumerate(self._index.ids):
-            k = old.position.get(gid)
-            if k is not None:
-                inside[:, j] = self._inside[:, k]
-        self._inside = inside
+        remap = np.array([self._index.position.get(gid, -1) for gid in old.ids] + [-1], dtype=np.int64)
+        g_new = remap[self._inside_keys % _STRIDE]
+        keep = g_new >= 0
+        self._inside_keys = np.sort((self._inside_keys // _STRIDE)[keep] * _STRIDE + g_new[keep])
 
     def _border_mask(self) -> BoolArray:
         wanted = set(self.rules.border_geofence_ids)
@@ -155,16 +156,17 @@ class AlertEngine:
         """New or materially changed alerts for this step (each attached to its incident).
         The incidents changed by this step are in ``last_incidents`` afterwards."""
         cols = _columns(tracks, self.rules.identified_prefixes)
-        inside = self._index.inside(cols.lat, cols.lon, cols.alt)
+        p_in, g_in = self._index.inside_pairs(cols.lat, cols.lon, cols.alt)
+        keys = np.unique(cols.ids[p_in] * _STRIDE + g_in)
+        prev_keys = self._inside_keys
+        enter_keys = keys[~np.isin(keys, prev_keys, assume_unique=True)]
+        leave_keys = prev_keys[~np.isin(prev_keys, keys, assume_unique=True)]
+        leave_keys = leave_keys[np.isin(leave_keys // _STRIDE, cols.ids)]  # vanished tracks leave quietly
 
         m = self._ids.size
         pos = np.searchsorted(self._ids, cols.ids)
         pos_c = np.minimum(pos, max(m - 1, 0))
         have = (pos < m) & (self._ids[pos_c] == cols.ids) if m else np.zeros(cols.ids.size, dtype=bool)
-        prev_inside = np.zeros_like(inside)
-        prev_inside[have] = self._inside[pos_c[have]]
-        enter = inside & ~prev_inside
-        leave = prev_inside & ~inside
 
         hv = np.flatnonzero(have)
         cross = self._index.crossings(
@@ -189,7 +191,7 @@ class AlertEngine:
             & (cols.alt > self.rules.new_object_min_alt_m)
         )
 
-        self._ids, self._inside, self._lat, self._lon = cols.ids, inside, cols.lat, cols.lon
+        self._ids, self._inside_keys, self._lat, self._lon = cols.ids, keys, cols.lat, cols.lon
 
         changed: dict[str, Incident] = {}
         out: list[Alert] = []
@@ -201,16 +203,18 @@ class AlertEngine:
 
         for r in np.flatnonzero(unidentified):
             emit(self._new_unidentified(time_s, cols, int(r)))
-        for r, g in zip(*np.nonzero(enter), strict=True):
+        enter_rows = np.searchsorted(cols.ids, enter_keys // _STRIDE)
+        for r, g in zip(enter_rows.tolist(), (enter_keys % _STRIDE).tolist(), strict=True):
             self.book.rearm(f"geofence_exit:{cols.ids[r]}:{self._index.ids[g]}")
-            emit(self._enter(time_s, cols, int(r), int(g)))
-        for alert in self._predicted(time_s, cols, inside, predictions or {}):
+            emit(self._enter(time_s, cols, r, g))
+        for alert in self._predicted(time_s, cols, keys, predictions or {}):
             emit(alert)
         for r, g, ltr in zip(cross_rows, cross_gf, cross_ltr, strict=True):
             emit(self._crossing(time_s, cols, int(r), int(g), bool(ltr)))
-        for r, g in zip(*np.nonzero(leave), strict=True):
+        leave_rows = np.searchsorted(cols.ids, leave_keys // _STRIDE)
+        for r, g in zip(leave_rows.tolist(), (leave_keys % _STRIDE).tolist(), strict=True):
             self.book.rearm(f"geofence_enter:{cols.ids[r]}:{self._index.ids[g]}")
-            emit(self._exit(time_s, cols, int(r), int(g)))
+            emit(self._exit(time_s, cols, r, g))
         for r in fresh_rows:
             self.book.rearm(f"track_lost:{cols.ids[r]}")
         for r in lost_rows:
@@ -338,11 +342,16 @@ class AlertEngine:
         )
 
     def _predicted(
-        self, time_s: float, cols: _Columns, inside: BoolArray, predictions: Mapping[int, Mapping[str, Any]]
+        self,
+        time_s: float,
+        cols: _Columns,
+        inside_keys: IntArray,
+        predictions: Mapping[int, Mapping[str, Any]],
     ) -> list[Alert]:
         out = []
         horizon_s = self.rules.predicted_entry_hours * 3600.0
-        for tid, payload in predictions.items():
+        for track_key, payload in predictions.items():
+            tid = int(track_key)
             r = int(np.searchsorted(cols.ids, tid))
             if r >= cols.ids.size or cols.ids[r] != tid:
                 continue
@@ -354,7 +363,7 @@ class AlertEngine:
                 median = _float_or_nan(arrival.get("median_s"))
                 expected = median if math.isfinite(median) else earliest
                 g = self._index.position.get(gid)
-                already_inside = g is not None and bool(inside[r, g])
+                already_inside = g is not None and _contains(inside_keys, int(tid) * _STRIDE + g)
                 if not (
                     p >= self.rules.predicted_entry_probability
                     and math.isfinite(expected)
@@ -399,9 +408,9 @@ class AlertEngine:
             "lat_deg": self._lat.tolist(),
             "lon_deg": self._lon.tolist(),
             "inside": {
-                gid: self._ids[self._inside[:, j]].tolist()
+                gid: (self._inside_keys[self._inside_keys % _STRIDE == j] // _STRIDE).tolist()
                 for j, gid in enumerate(self._index.ids)
-                if self._inside[:, j].any()
+                if np.any(self._inside_keys % _STRIDE == j)
             },
         }
 
@@ -410,36 +419,53 @@ class AlertEngine:
         self._ids = np.asarray(snapshot.get("track_ids", []), dtype=np.int64)
         self._lat = np.asarray(snapshot.get("lat_deg", []), dtype=np.float64)
         self._lon = np.asarray(snapshot.get("lon_deg", []), dtype=np.float64)
-        self._inside = np.zeros((self._ids.size, len(self._index)), dtype=bool)
-        for gid, ids in snapshot.get("inside", {}).items():
-            j = self._index.position.get(gid)
-            if j is not None:
-                self._inside[np.isin(self._ids, np.asarray(ids, dtype=np.int64)), j] = True
+        keys = [
+            np.asarray(ids, dtype=np.int64) * _STRIDE + self._index.position[gid]
+            for gid, ids in snapshot.get("inside", {}).items()
+            if gid in self._index.position
+        ]
+        self._inside_keys = np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
 
 
 def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _Columns:
-    active = [t for t in tracks if t.status in (TrackStatus.CONFIRMED, TrackStatus.COASTING)]
-    active.sort(key=lambda t: t.track_id)
+    """One pass over the Track objects into arrays (the only per-track Python work of a step);
+    the identity test runs only for the few tracks that could be "unidentified"."""
+    active = [t for t in tracks if t.status == TrackStatus.CONFIRMED or t.status == TrackStatus.COASTING]
+    active.sort(key=_track_id)
     n = len(active)
-    prefixes = tuple(identified_prefixes)
-    return _Columns(
-        ids=np.fromiter((t.track_id for t in active), np.int64, n),
-        lat=np.fromiter((t.lat_deg for t in active), np.float64, n),
-        lon=np.fromiter((t.lon_deg for t in active), np.float64, n),
-        alt=np.fromiter((t.alt_m for t in active), np.float64, n),
-        status=np.fromiter((int(t.status) for t in active), np.int64, n),
-        last_update=np.fromiter((t.last_update_s for t in active), np.float64, n),
-        label=np.fromiter(
-            (int(t.classification.label) if t.classification else int(ObjectClass.UNKNOWN) for t in active),
-            np.int64,
-            n,
-        ),
-        label_probability=np.fromiter(
-            (t.classification.probability if t.classification else math.nan for t in active), np.float64, n
-        ),
-        identified=np.fromiter((any(i.startswith(prefixes) for i in t.identities) for t in active), bool, n),
-        tracks=active,
+    unknown = int(ObjectClass.UNKNOWN)
+    table = np.array(list(map(_NUMERIC_FIELDS, active)), dtype=np.float64).reshape(n, 6)
+    classes = list(map(_CLASSIFICATION, active))
+    label = np.array([unknown if c is None else c.label for c in classes], dtype=np.int64)
+    label_probability = np.array(
+        [math.nan if c is None else c.probability for c in classes], dtype=np.float64
     )
+    ids = table[:, 0].astype(np.int64)
+    candidate = np.flatnonzero((label == int(ObjectClass.BALLOON)) | (label == unknown))
+    identified = np.ones(n, dtype=bool)
+    prefixes = tuple(identified_prefixes)
+    identified[candidate] = [any(i.startswith(prefixes) for i in active[r].identities) for r in candidate]
+    return _Columns(
+        ids=ids,
+        lat=table[:, 1].copy(),
+        lon=table[:, 2].copy(),
+        alt=table[:, 3].copy(),
+        status=table[:, 4].astype(np.int64),
+        last_update=table[:, 5].copy(),
+        label=label,
+        label_probability=label_probability,
+        identified=identified,
+    )
+
+
+_track_id = operator.attrgetter("track_id")
+_NUMERIC_FIELDS = operator.attrgetter("track_id", "lat_deg", "lon_deg", "alt_m", "status", "last_update_s")
+_CLASSIFICATION = operator.attrgetter("classification")
+
+
+def _contains(sorted_keys: IntArray, key: int) -> bool:
+    i = int(np.searchsorted(sorted_keys, key))
+    return i < sorted_keys.size and int(sorted_keys[i]) == key
 
 
 def _where(cols: _Columns, r: int) -> dict[str, object]:

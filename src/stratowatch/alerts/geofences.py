@@ -1,13 +1,14 @@
 """Geofences: loading (GeoJSON, config tables, airfield CSVs) and vectorised tests.
 
 A :class:`~stratowatch.model.Geofence` is a circle (centre and radius, great-circle distance on
-the sphere), a polygon (one ring, boundary counts as inside) or a line (a border or an ADIZ edge;
+the sphere), a polygon (one ring, even-odd rule) or a line (a border or an ADIZ edge;
 tracks *cross* lines, they are never *inside* them). Each has an altitude band.
 
-The hot path is :class:`GeofenceIndex`: it compiles a list of geofences once (an STRtree of
-polygons, one of line segments, arrays of circle centres) and then answers, for all tracks at
-once, which geofences each track is inside (``inside`` -> bool ``(n_tracks, n_geofences)``) and
-which line segments each track's last step crossed (``crossings``), as array operations.
+The hot path is :class:`GeofenceIndex`: it compiles a list of geofences once (circle centres,
+polygon edges and line segments as flat arrays, with bounding boxes) and then answers, for all
+tracks at once, which geofences each track is inside (``inside`` -> bool ``(n_tracks,
+n_geofences)``, or ``inside_pairs``) and which line segments each track's last step crossed
+(``crossings``), as array operations.
 
 Lines have sides: walking the line from its first vertex to its last, ``left`` is on the left.
 :func:`load_border_sides` reads the ``left_side``/``right_side`` labels of line features (e.g.
@@ -28,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 
 from stratowatch.geo import haversine_m
 from stratowatch.model import Geofence
@@ -335,7 +335,14 @@ class Crossings:
 
 
 class GeofenceIndex:
-    """A compiled set of geofences for all-tracks-at-once tests (build once, query every step)."""
+    """A compiled set of geofences for all-tracks-at-once tests (build once, query every step).
+
+    Candidate (point, geofence) pairs come from a sort-and-sweep over longitude against each
+    geofence's bounding box (``searchsorted`` plus ``repeat``, no Python loop over points or
+    geofences); the exact tests then run on the pairs only: great-circle distance for circles,
+    the even-odd rule over every edge of the pair's polygon for polygons, segment intersection
+    for lines.
+    """
 
     def __init__(self, geofences: Iterable[Geofence]) -> None:
         self.geofences: tuple[Geofence, ...] = tuple(geofences)
@@ -351,77 +358,119 @@ class GeofenceIndex:
         self._circle_lat = np.array([gs[i].coordinates[0][0] for i in circ], dtype=np.float64)
         self._circle_lon = np.array([gs[i].coordinates[0][1] for i in circ], dtype=np.float64)
         self._circle_radius = np.array([gs[i].radius_m for i in circ], dtype=np.float64)
-        # bounding boxes in degrees (a little generous), so the tree finds candidates
-        dlat = np.degrees(self._circle_radius / EARTH_RADIUS_M) * 1.01
+        dlat = np.degrees(self._circle_radius / EARTH_RADIUS_M) * 1.01 + 1e-9
         coslat = np.cos(np.radians(np.minimum(np.abs(self._circle_lat) + dlat, 89.9)))
-        dlon = np.minimum(dlat / coslat, 180.0)
-        self._circle_tree = shapely.STRtree(
-            shapely.box(
-                self._circle_lon - dlon,
-                self._circle_lat - dlat,
-                self._circle_lon + dlon,
-                self._circle_lat + dlat,
-            )
+        dlon = np.minimum(dlat / coslat, 360.0)
+        self._circle_box = _Boxes(
+            self._circle_lat - dlat, self._circle_lat + dlat, self._circle_lon - dlon, self._circle_lon + dlon
         )
 
+        # polygons: all edges concatenated, polygon k owns edges [start[k], start[k] + count[k])
         poly = [i for i, g in enumerate(gs) if g.kind == "polygon"]
         self._polygon_index = np.array(poly, dtype=np.int64)
-        polygons = [shapely.Polygon([(lon, lat) for lat, lon in gs[i].coordinates]) for i in poly]
-        polygons = [p if p.is_valid else shapely.make_valid(p) for p in polygons]
-        self._polygon_tree = shapely.STRtree(polygons)
+        rings = [np.array(gs[i].coordinates, dtype=np.float64) for i in poly]
+        counts = np.array([len(r) for r in rings], dtype=np.int64)
+        self._edge_count = counts
+        self._edge_start = np.cumsum(counts) - counts
+        if rings:
+            a = np.concatenate(rings)
+            b = np.concatenate([np.roll(r, -1, axis=0) for r in rings])
+        else:
+            a = b = np.empty((0, 2))
+        self._edge_a_lat, self._edge_a_lon = a[:, 0], a[:, 1]
+        self._edge_b_lat, self._edge_b_lon = b[:, 0], b[:, 1]
+        self._polygon_box = _Boxes(
+            np.array([r[:, 0].min() for r in rings]),
+            np.array([r[:, 0].max() for r in rings]),
+            np.array([r[:, 1].min() for r in rings]),
+            np.array([r[:, 1].max() for r in rings]),
+        )
 
+        # lines: all segments concatenated, each with its geofence index
         seg_gf: list[int] = []
         seg_a: list[tuple[float, float]] = []
         seg_b: list[tuple[float, float]] = []
         for i, g in enumerate(gs):
             if g.kind != "line":
                 continue
-            pts = [(lon, lat) for lat, lon in g.coordinates]
-            seg_a.extend(pts[:-1])
-            seg_b.extend(pts[1:])
-            seg_gf.extend([i] * (len(pts) - 1))
+            seg_a.extend(g.coordinates[:-1])
+            seg_b.extend(g.coordinates[1:])
+            seg_gf.extend([i] * (len(g.coordinates) - 1))
         self._segment_geofence = np.array(seg_gf, dtype=np.int64)
-        self._segment_a = np.array(seg_a, dtype=np.float64).reshape(-1, 2)
-        self._segment_b = np.array(seg_b, dtype=np.float64).reshape(-1, 2)
+        sa = np.array(seg_a, dtype=np.float64).reshape(-1, 2)
+        sb = np.array(seg_b, dtype=np.float64).reshape(-1, 2)
+        self._segment_a_lat, self._segment_a_lon = sa[:, 0], sa[:, 1]
+        self._segment_b_lat, self._segment_b_lon = sb[:, 0], sb[:, 1]
+        self._segment_box = _Boxes(
+            np.minimum(sa[:, 0], sb[:, 0]),
+            np.maximum(sa[:, 0], sb[:, 0]),
+            np.minimum(sa[:, 1], sb[:, 1]),
+            np.maximum(sa[:, 1], sb[:, 1]),
+        )
         first_seg = np.zeros(len(gs), dtype=np.int64)
         if seg_gf:
             change = np.flatnonzero(np.r_[True, np.diff(self._segment_geofence) != 0])
             first_seg[self._segment_geofence[change]] = change
         self._first_segment = first_seg
-        self._segment_tree = shapely.STRtree(
-            shapely.linestrings(np.stack([self._segment_a, self._segment_b], axis=1))
-            if seg_gf
-            else np.empty(0, dtype=object)
-        )
 
     def __len__(self) -> int:
         return len(self.geofences)
+
+    def inside_pairs(
+        self, lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike
+    ) -> tuple[IntArray, IntArray]:
+        """``(point_index, geofence_index)`` of every point inside a geofence (area and band)."""
+        lat = np.atleast_1d(np.asarray(lat_deg, dtype=np.float64))
+        lon = np.atleast_1d(np.asarray(lon_deg, dtype=np.float64))
+        alt = np.broadcast_to(np.asarray(alt_m, dtype=np.float64), lat.shape)
+        sweep = _Sweep(lat, lon)
+        pts: list[IntArray] = []
+        gfs: list[IntArray] = []
+        if self._circle_index.size:
+            p, c = sweep.candidates(self._circle_box)
+            hit = (
+                haversine_m(self._circle_lat[c], self._circle_lon[c], lat[p], lon[p])
+                <= self._circle_radius[c]
+            )
+            pts.append(p[hit])
+            gfs.append(self._circle_index[c[hit]])
+        if self._polygon_index.size:
+            p, k = sweep.candidates(self._polygon_box)
+            hit = self._even_odd(lat[p], lon[p], k)
+            pts.append(p[hit])
+            gfs.append(self._polygon_index[k[hit]])
+        if not pts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        p_all, g_all = np.concatenate(pts), np.concatenate(gfs)
+        band = (alt[p_all] >= self.min_alt_m[g_all]) & (alt[p_all] <= self.max_alt_m[g_all])
+        return p_all[band], g_all[band]
 
     def inside(self, lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike) -> BoolArray:
         """Bool ``(n_points, n_geofences)``: the point is inside the area and the altitude band.
         Line columns are always False; NaN points are outside everything."""
         lat = np.atleast_1d(np.asarray(lat_deg, dtype=np.float64))
-        lon = np.atleast_1d(np.asarray(lon_deg, dtype=np.float64))
-        alt = np.broadcast_to(np.asarray(alt_m, dtype=np.float64), lat.shape)
         out = np.zeros((lat.size, len(self.geofences)), dtype=bool)
-        if lat.size == 0 or not self.geofences:
-            return out
-        ok = np.isfinite(lat) & np.isfinite(lon)
-        pts = shapely.points(np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
-        pts[~ok] = None
-        if self._circle_index.size:
-            p, c = self._circle_tree.query(pts, predicate="intersects")
-            if p.size:
-                d = haversine_m(self._circle_lat[c], self._circle_lon[c], lat[p], lon[p])
-                hit = d <= self._circle_radius[c]
-                out[p[hit], self._circle_index[c[hit]]] = True
-        if self._polygon_index.size:
-            p, k = self._polygon_tree.query(pts, predicate="intersects")
-            out[p, self._polygon_index[k]] = True
-        with np.errstate(invalid="ignore"):
-            band = (alt[:, None] >= self.min_alt_m[None, :]) & (alt[:, None] <= self.max_alt_m[None, :])
-        out &= band
+        p, g = self.inside_pairs(lat, lon_deg, alt_m)
+        out[p, g] = True
         return out
+
+    def _even_odd(self, lat: FloatArray, lon: FloatArray, polygon: IntArray) -> BoolArray:
+        """Even-odd rule for pairs (point, polygon): every pair against each of its polygon's edges."""
+        if lat.size == 0:
+            return np.zeros(0, dtype=bool)
+        n_edges = self._edge_count[polygon]
+        pair = np.repeat(np.arange(lat.size), n_edges)
+        edge = np.repeat(self._edge_start[polygon] - np.cumsum(n_edges) + n_edges, n_edges) + np.arange(
+            int(n_edges.sum())
+        )
+        py, px = lat[pair], lon[pair]
+        ay, ax = self._edge_a_lat[edge], self._edge_a_lon[edge]
+        by, bx = self._edge_b_lat[edge], self._edge_b_lon[edge]
+        crosses = (ay > py) != (by > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = ax + (py - ay) * (bx - ax) / (by - ay)
+        hit = crosses & (px < x_at)
+        return (np.bincount(pair, weights=hit, minlength=lat.size) % 2).astype(bool)
 
     def crossings(
         self,
@@ -449,38 +498,44 @@ class GeofenceIndex:
         )
         if la0.size == 0 or self._segment_geofence.size == 0:
             return empty
-        ok = np.isfinite(la0) & np.isfinite(lo0) & np.isfinite(la1) & np.isfinite(lo1)
-        ok &= (la0 != la1) | (lo0 != lo1)
-        idx = np.flatnonzero(ok)
-        if idx.size == 0:
+        # candidates: the step's midpoint against segment boxes grown by the largest half-step
+        with np.errstate(invalid="ignore"):
+            half_lat = np.abs(la1 - la0) / 2
+            half_lon = np.abs(lo1 - lo0) / 2
+        finite = np.isfinite(half_lat) & np.isfinite(half_lon)
+        if not finite.any():
             return empty
-        steps = shapely.linestrings(np.stack([np.c_[lo0[idx], la0[idx]], np.c_[lo1[idx], la1[idx]]], axis=1))
-        q, s = self._segment_tree.query(steps, predicate="intersects")
-        if q.size == 0:
+        grow_lat = float(half_lat[finite].max()) + 1e-9
+        grow_lon = float(half_lon[finite].max()) + 1e-9
+        box = self._segment_box
+        grown = _Boxes(
+            box.min_lat - grow_lat, box.max_lat + grow_lat, box.min_lon - grow_lon, box.max_lon + grow_lon
+        )
+        t, s = _Sweep((la0 + la1) / 2, (lo0 + lo1) / 2).candidates(grown)
+        if t.size == 0:
             return empty
-        t = idx[q]
-        # exact segment/segment parameters (planar in lon/lat degrees)
+        # exact segment/segment test (planar in lon/lat degrees)
         px, py = lo0[t], la0[t]
         rx, ry = lo1[t] - px, la1[t] - py
-        ax, ay = self._segment_a[s, 0], self._segment_a[s, 1]
-        sx, sy = self._segment_b[s, 0] - ax, self._segment_b[s, 1] - ay
+        ax, ay = self._segment_a_lon[s], self._segment_a_lat[s]
+        sx, sy = self._segment_b_lon[s] - ax, self._segment_b_lat[s] - ay
         denom = rx * sy - ry * sx
         with np.errstate(divide="ignore", invalid="ignore"):
-            frac = ((ax - px) * sy - (ay - py) * sx) / denom
-        side0 = sx * (py - ay) - sy * (px - ax)  # > 0: start is left of the segment
+            frac = ((ax - px) * sy - (ay - py) * sx) / denom  # along the step
+            u = ((ax - px) * ry - (ay - py) * rx) / denom  # along the segment
+        side0 = sx * (py - ay) - sy * (px - ax)  # > 0: the step starts left of the segment
         side1 = sx * (la1[t] - ay) - sy * (lo1[t] - ax)
-        keep = (denom != 0) & (frac > 0) & (side0 != 0) & (np.sign(side0) != np.sign(side1))
+        keep = (denom != 0) & (frac > 0) & (frac <= 1) & (u >= 0) & (u <= 1)
+        keep &= (side0 != 0) & (np.sign(side0) != np.sign(side1))
         gf = self._segment_geofence[s]
         if alt_m is not None:
             alt = np.broadcast_to(np.asarray(alt_m, dtype=np.float64), la0.shape)[t]
             keep &= (alt >= self.min_alt_m[gf]) & (alt <= self.max_alt_m[gf])
         # a step through a shared vertex of two segments of the same line counts once
-        order = np.lexsort((s, gf, t))
-        keep_o = keep[order]
-        key_t, key_g = t[order][keep_o], gf[order][keep_o]
-        sel = order[keep_o]
+        sel = np.flatnonzero(keep)
         if sel.size:
-            first = np.r_[True, (np.diff(key_t) != 0) | (np.diff(key_g) != 0)]
+            sel = sel[np.lexsort((s[sel], gf[sel], t[sel]))]
+            first = np.r_[True, (np.diff(t[sel]) != 0) | (np.diff(gf[sel]) != 0)]
             sel = sel[first]
         return Crossings(
             track_index=t[sel],
@@ -489,6 +544,40 @@ class GeofenceIndex:
             left_to_right=side0[sel] > 0,
             fraction=frac[sel],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Boxes:
+    min_lat: FloatArray
+    max_lat: FloatArray
+    min_lon: FloatArray
+    max_lon: FloatArray
+
+
+class _Sweep:
+    """Points sorted by longitude, to find all (point, box) pairs with a point in the box."""
+
+    def __init__(self, lat: FloatArray, lon: FloatArray) -> None:
+        ok = np.isfinite(lat) & np.isfinite(lon)
+        idx = np.flatnonzero(ok)
+        order = np.argsort(lon[idx], kind="stable")
+        self.index = idx[order]
+        self.lon = lon[self.index]
+        self.lat_all = lat
+
+    def candidates(self, boxes: _Boxes) -> tuple[IntArray, IntArray]:
+        lo = np.searchsorted(self.lon, boxes.min_lon, side="left")
+        hi = np.searchsorted(self.lon, boxes.max_lon, side="right")
+        counts = np.maximum(hi - lo, 0)
+        total = int(counts.sum())
+        if total == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        box = np.repeat(np.arange(counts.size), counts)
+        offset = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        point = self.index[np.repeat(lo, counts) + offset]
+        lat = self.lat_all[point]
+        keep = (lat >= boxes.min_lat[box]) & (lat <= boxes.max_lat[box])
+        return point[keep].astype(np.int64), box[keep].astype(np.int64)
 
 
 def inside(
