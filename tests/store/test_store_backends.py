@@ -138,6 +138,27 @@ def test_boxes_are_exact_at_the_edges_and_cross_the_antimeridian(store: Store) -
         store.observations(bbox=(60.0, 0.0, 50.0, 1.0))
 
 
+def test_radar_plots_are_placed_from_their_sensor_site(store: Store) -> None:
+    store.write_sensor(Sensor("radar-n", "NO", "radar", 69.5, 18.9, 120.0))
+    plots = [
+        # 10 km east at 5 km height, and 20 km north at 10 degrees elevation.
+        Observation(
+            1.0, "radar-n", MeasurementKind.POLAR_HEIGHT, (10_000.0, 90.0, 5000.0), (50.0, 0.1, 100.0)
+        ),
+        Observation(2.0, "radar-n", MeasurementKind.POLAR, (20_000.0, 0.0, 10.0), (50.0, 0.1, 0.1)),
+        Observation(
+            3.0, "radar-x", MeasurementKind.POLAR, (20_000.0, 0.0, 10.0), (50.0, 0.1, 0.1)
+        ),  # no site
+    ]
+    store.write_observations(plots)
+    # 10 km slant range to 4.9 km above the site is 8.7 km east: 0.224 degrees of longitude at 69.5 N;
+    # 20 km at 10 degrees elevation is 19.7 km north: 0.177 degrees of latitude.
+    assert [o.time_s for o in store.observations(bbox=(69.49, 19.11, 69.51, 19.14))] == [1.0]
+    assert [o.time_s for o in store.observations(bbox=(69.67, 18.89, 69.68, 18.91))] == [2.0]
+    assert [o.time_s for o in store.observations(bbox=(-90.0, -180.0, 90.0, 180.0))] == [1.0, 2.0]
+    assert same_obs(store.observations(t0=3.0)[0], plots[2])  # kept, just not placed
+
+
 # --------------------------------------------------------------------------- tracks
 
 

@@ -7,12 +7,16 @@ documents keep non-finite floats (``Infinity``, ``NaN``) so every value round-tr
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
+
+from stratowatch import geo
 from stratowatch.model import (
     Alert,
     Classification,
@@ -73,29 +77,33 @@ def _opt_str(x: Any) -> str | None:
     return None if x is None else str(x)
 
 
-def _labels(values: Iterable[str]) -> str:
+@functools.lru_cache(maxsize=256)
+def _labels(values: frozenset[str]) -> str:
+    """Releasability labels as a sorted JSON list (cached: a feed repeats the same few sets)."""
     return dumps(sorted(values))
 
 
 # --------------------------------------------------------------------------- observations
 
 
-def _pad(values: Sequence[float], n: int = 3) -> list[float | None]:
-    out: list[float | None] = [float(v) for v in values]
-    return out + [None] * (n - len(out))
+def _pad(values: Sequence[float]) -> tuple[float | None, ...]:
+    if len(values) == 3:
+        return (float(values[0]), float(values[1]), float(values[2]))
+    return (*(float(v) for v in values), *((None,) * (3 - len(values))))
 
 
 def obs_row(o: Observation) -> tuple[Any, ...]:
-    vel = o.velocity_enu_mps or (None, None, None)
+    vel = o.velocity_enu_mps
     located = o.kind in _POSITIONED
+    vs = o.velocity_sigma_mps
     return (
         float(o.time_s),
         o.sensor_id,
         int(o.kind),
         *_pad(o.value),
         *_pad(o.sigma),
-        *(None if v is None else float(v) for v in vel),
-        _num(o.velocity_sigma_mps),
+        *((None, None, None) if vel is None else (float(vel[0]), float(vel[1]), float(vel[2]))),
+        None if vs != vs else float(vs),  # NaN -> NULL
         o.identity,
         o.callsign,
         o.category,
@@ -124,6 +132,29 @@ def row_obs(r: Row) -> Observation:
         originator=str(r[17]),
         source=None if r[18] is None else SourceRef(str(r[18]), int(r[19])),
     )
+
+
+_POLAR = (MeasurementKind.POLAR, MeasurementKind.POLAR_HEIGHT)
+
+#: A sensor's site: (lat_deg, lon_deg, alt_m).
+Site = tuple[float, float, float]
+
+
+def locate_polar(
+    rows: list[tuple[Any, ...]], observations: Sequence[Observation], sites: Mapping[str, Site]
+) -> None:
+    """Fill the lat/lon of radar plots whose sensor site is known, in place (vectorised)."""
+    index = [i for i, o in enumerate(observations) if o.kind in _POLAR and o.sensor_id in sites]
+    if not index:
+        return
+    value = np.array([observations[i].value for i in index], dtype=np.float64)
+    site = np.array([sites[observations[i].sensor_id] for i in index], dtype=np.float64)
+    height = np.array([observations[i].kind == MeasurementKind.POLAR_HEIGHT for i in index])
+    polar = value.copy()
+    polar[height, 2] = geo.elevation_for_altitude(value[height, 0], value[height, 2], site[height, 2])
+    lla = geo.ecef_to_geodetic(geo.polar_to_ecef(polar, site[:, 0], site[:, 1], site[:, 2]))
+    for k, i in enumerate(index):
+        rows[i] = (*rows[i][:-2], float(lla[k, 0]), float(lla[k, 1]))
 
 
 # --------------------------------------------------------------------------- tracks

@@ -61,12 +61,17 @@ class SqlStore:
             queue.SimpleQueue()
         )
         self._writer: threading.Thread | None = None
+        self._sites: dict[str, codec.Site] = {}
+
+    def _load_sites(self) -> None:
+        self._sites = {s.sensor_id: (s.lat_deg, s.lon_deg, s.alt_m) for s in self.sensors() if s.has_site}
 
     def _start_writer(self, conn: Connection) -> None:
         self._writer = threading.Thread(
             target=self._writer_loop, args=(conn,), name=f"store-writer {self.name}", daemon=True
         )
         self._writer.start()
+        self._load_sites()
 
     # -- backend hooks --------------------------------------------------------------------------
     def _connect(self, *, writer: bool) -> Connection:
@@ -196,8 +201,14 @@ class SqlStore:
 
     # -- observations and quarantine ------------------------------------------------------------
     def write_observations(self, observations: Sequence[Observation]) -> int:
-        """Insert a batch in one transaction; returns the number committed."""
+        """Insert a batch in one transaction; returns the number committed.
+
+        GEODETIC and GROUND_2D observations are placed (and spatially indexed) at their position;
+        radar plots at the position their range, azimuth and elevation (or height) give from the
+        site of their sensor, when :meth:`write_sensor` has stored that sensor with a site.
+        """
         rows = [codec.obs_row(o) for o in observations]
+        codec.locate_polar(rows, observations, self._sites)
         if rows:
             self._write(lambda cur: self._insert_observations(cur, rows))
         return len(rows)
@@ -223,7 +234,7 @@ class SqlStore:
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Observation]:
-        """Stored observations in time order. ``bbox`` matches GEODETIC and GROUND_2D ones."""
+        """Stored observations in time order. ``bbox`` matches the placed ones (see write_observations)."""
         where: list[str] = []
         params: list[Any] = []
         self._where_time("time_s", t0, t1, where, params)
@@ -486,12 +497,18 @@ class SqlStore:
 
     # -- sensors, partners, geofences -----------------------------------------------------------
     def write_sensor(self, sensor: Sensor) -> None:
+        """Keep a sensor (upsert by id); its site places its radar plots from then on."""
+        sites = dict(self._sites)
+        sites.pop(sensor.sensor_id, None)
+        if sensor.has_site:
+            sites[sensor.sensor_id] = (sensor.lat_deg, sensor.lon_deg, sensor.alt_m)
         self._upsert(
             "sensors",
             "sensor_id",
             "sensor_id, owner, body",
             [(sensor.sensor_id, sensor.owner, codec.sensor_body(sensor))],
         )
+        self._sites = sites
 
     def sensors(self) -> list[Sensor]:
         return [codec.body_sensor(r[0]) for r in self._query("SELECT body FROM sensors ORDER BY sensor_id")]
