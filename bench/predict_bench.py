@@ -70,7 +70,7 @@ def numpy_rk4(grid, lat0, lon0, alt0, hours, dt=60.0):
         return np.degrees(vv / (R + alt0)), np.degrees(uu / ((R + alt0) * np.cos(np.radians(lat))))
 
     lat, lon = lat0.copy(), lon0.copy()
-    for _ in range(int(round(hours * 3600 / dt))):
+    for _ in range(round(hours * 3600 / dt)):
         a1, b1 = rates(lat, lon)
         a2, b2 = rates(lat + 0.5 * dt * a1, lon + 0.5 * dt * b1)
         a3, b3 = rates(lat + 0.5 * dt * a2, lon + 0.5 * dt * b2)

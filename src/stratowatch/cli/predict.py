@@ -216,6 +216,7 @@ def command(
         sigma_mps=default_error.sigma_mps if wind_sigma is None else wind_sigma,
         growth_mps_per_day=default_error.growth_mps_per_day if wind_growth is None else wind_growth,
         decorrelation_s=default_error.decorrelation_s if wind_tau_h is None else wind_tau_h * 3600.0,
+        scale_spread=default_error.scale_spread,
     )
 
     t0 = time.perf_counter()

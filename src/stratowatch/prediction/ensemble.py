@@ -133,7 +133,9 @@ def ensemble(
         values[0] = mean
         return np.maximum(values, low)
 
-    noise_scale = np.ones(members)
+    # each member's error scale: log-normal with unit mean square (heavier tails than one sigma)
+    s = wind_error.scale_spread
+    noise_scale = np.exp(s * rng.standard_normal(members) - s * s)
     noise_scale[0] = 0.0
     pred = integrate(
         grid, state.time_s, lat, lon, alt, hours,
