@@ -249,3 +249,48 @@ def test_real_military_airfields_as_circles(geo_dir: Path) -> None:
     assert "airfield:KMIB" in named[0]
     assert "airfield:CYOD" in named[1]
     assert named[2] == set()
+
+
+def test_shapes_and_steps_across_the_antimeridian() -> None:
+    aleutians = Geofence(
+        "box", "Box", "polygon", ((50.0, 170.0), (50.0, -170.0), (55.0, -170.0), (55.0, 170.0))
+    )
+    circle = Geofence("c", "C", "circle", ((52.0, 179.9),), radius_m=30_000.0)
+    line = Geofence("l", "L", "line", ((52.0, 175.0), (52.0, -175.0)))
+    index = GeofenceIndex([aleutians, circle, line])
+    got = index.inside([52.0, 52.0, 52.0, 52.0, 45.0], [175.0, -175.0, 180.0, -179.9, 180.0], 0.0)
+    assert got[:, 0].tolist() == [True, True, True, True, False]
+    assert got[:, 1].tolist() == [False, False, True, True, False]
+    assert not inside([aleutians], [52.0], [0.0], 0.0).any(), "the box is the short way round"
+    # a step from 179.95 E to 179.95 W crosses the line; one that stays east does not
+    c = index.crossings([53.0, 53.0], [179.95, 176.0], [51.0, 51.0], [-179.95, 176.0])
+    assert c.track_index.tolist() == [0, 1]
+    assert c.left_to_right.tolist() == [True, True]
+    # west-bound start at -179.95 (= 180.05 E) going north
+    c2 = index.crossings([51.0], [-179.95], [53.0], [179.95])
+    assert c2.left_to_right.tolist() == [False]
+
+
+def test_crossings_match_a_reference_on_random_steps() -> None:
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(11)
+    pts = np.cumsum(rng.normal(0, 0.5, (40, 2)), axis=0) + np.array([50.0, -110.0])
+    line = Geofence("w", "Wiggly", "line", tuple((float(a), float(b)) for a, b in pts))
+    n = 5000
+    lat0 = rng.uniform(pts[:, 0].min() - 1, pts[:, 0].max() + 1, n)
+    lon0 = rng.uniform(pts[:, 1].min() - 1, pts[:, 1].max() + 1, n)
+    lat1, lon1 = lat0 + rng.normal(0, 0.3, n), lon0 + rng.normal(0, 0.3, n)
+    got = crossings([line], lat0, lon0, lat1, lon1)
+    geom = shapely.LineString(pts[:, ::-1])
+    steps = shapely.linestrings(np.stack([np.c_[lon0, lat0], np.c_[lon1, lat1]], axis=1))
+    meet = shapely.intersection(steps, geom)
+    n_hits = np.where(shapely.is_empty(meet), 0, shapely.get_num_geometries(meet))
+    # a step crossing an odd number of times changes side: exactly those are reported, once each
+    odd = np.flatnonzero(n_hits % 2 == 1)
+    assert got.track_index.tolist() == odd.tolist()
+    assert odd.size > 50 and np.any(n_hits == 2), "the sample has wiggles crossed twice"
+    # the direction: the start is left of the line's first crossed segment when left_to_right
+    seg = got.segment_index
+    a, b = pts[seg], pts[seg + 1]
+    side = (b[:, 1] - a[:, 1]) * (lat0[odd] - a[:, 0]) - (b[:, 0] - a[:, 0]) * (lon0[odd] - a[:, 1])
+    assert np.array_equal(side > 0, got.left_to_right)

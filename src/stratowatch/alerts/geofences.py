@@ -13,7 +13,10 @@ n_geofences)``, or ``inside_pairs``) and which line segments each track's last s
 Lines have sides: walking the line from its first vertex to its last, ``left`` is on the left.
 :func:`load_border_sides` reads the ``left_side``/``right_side`` labels of line features (e.g.
 ``"CAN"``/``"USA"`` for the 49th parallel drawn west to east) so a crossing can be told as
-"CAN->USA". Longitudes are used as given: geofences spanning the antimeridian are not supported.
+"CAN->USA". Shapes and steps across the antimeridian work (longitudes are unwrapped vertex to
+vertex, and a shape running past ±180 is also tested shifted by a turn). Polygon edges, line
+segments and track steps are straight in lon/lat degrees (circles use great-circle distance), so
+keep edges short (a few degrees) where the exact path matters.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -363,12 +366,12 @@ class GeofenceIndex:
         dlon = np.minimum(dlat / coslat, 360.0)
         self._circle_box = _Boxes(
             self._circle_lat - dlat, self._circle_lat + dlat, self._circle_lon - dlon, self._circle_lon + dlon
-        )
+        ).wrapped()
 
         # polygons: all edges concatenated, polygon k owns edges [start[k], start[k] + count[k])
         poly = [i for i, g in enumerate(gs) if g.kind == "polygon"]
         self._polygon_index = np.array(poly, dtype=np.int64)
-        rings = [np.array(gs[i].coordinates, dtype=np.float64) for i in poly]
+        rings = [_unwrap(np.array(gs[i].coordinates, dtype=np.float64)) for i in poly]
         counts = np.array([len(r) for r in rings], dtype=np.int64)
         self._edge_count = counts
         self._edge_start = np.cumsum(counts) - counts
@@ -384,7 +387,7 @@ class GeofenceIndex:
             np.array([r[:, 0].max() for r in rings]),
             np.array([r[:, 1].min() for r in rings]),
             np.array([r[:, 1].max() for r in rings]),
-        )
+        ).wrapped()
 
         # lines: all segments concatenated, each with its geofence index
         seg_gf: list[int] = []
@@ -393,8 +396,9 @@ class GeofenceIndex:
         for i, g in enumerate(gs):
             if g.kind != "line":
                 continue
-            seg_a.extend(g.coordinates[:-1])
-            seg_b.extend(g.coordinates[1:])
+            pts = _unwrap(np.array(g.coordinates, dtype=np.float64))
+            seg_a.extend((float(a), float(b)) for a, b in pts[:-1])
+            seg_b.extend((float(a), float(b)) for a, b in pts[1:])
             seg_gf.extend([i] * (len(g.coordinates) - 1))
         self._segment_geofence = np.array(seg_gf, dtype=np.int64)
         sa = np.array(seg_a, dtype=np.float64).reshape(-1, 2)
@@ -406,12 +410,17 @@ class GeofenceIndex:
             np.maximum(sa[:, 0], sb[:, 0]),
             np.minimum(sa[:, 1], sb[:, 1]),
             np.maximum(sa[:, 1], sb[:, 1]),
-        )
+        ).wrapped()
         first_seg = np.zeros(len(gs), dtype=np.int64)
         if seg_gf:
             change = np.flatnonzero(np.r_[True, np.diff(self._segment_geofence) != 0])
             first_seg[self._segment_geofence[change]] = change
         self._first_segment = first_seg
+        last_seg = np.full(len(gs), -1, dtype=np.int64)
+        if seg_gf:
+            ends = np.flatnonzero(np.r_[np.diff(self._segment_geofence) != 0, True])
+            last_seg[self._segment_geofence[ends]] = ends
+        self._last_segment = last_seg
 
     def __len__(self) -> int:
         return len(self.geofences)
@@ -421,13 +430,14 @@ class GeofenceIndex:
     ) -> tuple[IntArray, IntArray]:
         """``(point_index, geofence_index)`` of every point inside a geofence (area and band)."""
         lat = np.atleast_1d(np.asarray(lat_deg, dtype=np.float64))
-        lon = np.atleast_1d(np.asarray(lon_deg, dtype=np.float64))
+        lon = _normal_lon(np.atleast_1d(np.asarray(lon_deg, dtype=np.float64)))
         alt = np.broadcast_to(np.asarray(alt_m, dtype=np.float64), lat.shape)
         sweep = _Sweep(lat, lon)
         pts: list[IntArray] = []
         gfs: list[IntArray] = []
         if self._circle_index.size:
-            p, c = sweep.candidates(self._circle_box)
+            p, box = sweep.candidates(self._circle_box)
+            c = self._circle_box.owner[box]
             hit = (
                 haversine_m(self._circle_lat[c], self._circle_lon[c], lat[p], lon[p])
                 <= self._circle_radius[c]
@@ -435,8 +445,9 @@ class GeofenceIndex:
             pts.append(p[hit])
             gfs.append(self._circle_index[c[hit]])
         if self._polygon_index.size:
-            p, k = sweep.candidates(self._polygon_box)
-            hit = self._even_odd(lat[p], lon[p], k)
+            p, box = sweep.candidates(self._polygon_box)
+            k = self._polygon_box.owner[box]
+            hit = self._even_odd(lat[p], lon[p] - self._polygon_box.shift[box], k)
             pts.append(p[hit])
             gfs.append(self._polygon_index[k[hit]])
         if not pts:
@@ -498,6 +509,7 @@ class GeofenceIndex:
         )
         if la0.size == 0 or self._segment_geofence.size == 0:
             return empty
+        lo1 = lo0 + ((lo1 - lo0 + 180.0) % 360.0 - 180.0)  # the short way round
         # candidates: the step's midpoint against segment boxes grown by the largest half-step
         with np.errstate(invalid="ignore"):
             half_lat = np.abs(la1 - la0) / 2
@@ -509,14 +521,21 @@ class GeofenceIndex:
         grow_lon = float(half_lon[finite].max()) + 1e-9
         box = self._segment_box
         grown = _Boxes(
-            box.min_lat - grow_lat, box.max_lat + grow_lat, box.min_lon - grow_lon, box.max_lon + grow_lon
+            box.min_lat - grow_lat,
+            box.max_lat + grow_lat,
+            box.min_lon - grow_lon,
+            box.max_lon + grow_lon,
+            box.owner,
+            box.shift,
         )
-        t, s = _Sweep((la0 + la1) / 2, (lo0 + lo1) / 2).candidates(grown)
+        mid_lon = _normal_lon(lo0 + (lo1 - lo0) / 2)
+        t, b = _Sweep((la0 + la1) / 2, mid_lon).candidates(grown)
         if t.size == 0:
             return empty
-        # exact segment/segment test (planar in lon/lat degrees)
-        px, py = lo0[t], la0[t]
-        rx, ry = lo1[t] - px, la1[t] - py
+        s = box.owner[b]
+        # exact segment/segment test, planar in lon/lat degrees, in the segment's longitude frame
+        rx, ry = lo1[t] - lo0[t], la1[t] - la0[t]
+        px, py = mid_lon[t] - box.shift[b] - rx / 2, la0[t]
         ax, ay = self._segment_a_lon[s], self._segment_a_lat[s]
         sx, sy = self._segment_b_lon[s] - ax, self._segment_b_lat[s] - ay
         denom = rx * sy - ry * sx
@@ -524,19 +543,23 @@ class GeofenceIndex:
             frac = ((ax - px) * sy - (ay - py) * sx) / denom  # along the step
             u = ((ax - px) * ry - (ay - py) * rx) / denom  # along the segment
         side0 = sx * (py - ay) - sy * (px - ax)  # > 0: the step starts left of the segment
-        side1 = sx * (la1[t] - ay) - sy * (lo1[t] - ax)
-        keep = (denom != 0) & (frac > 0) & (frac <= 1) & (u >= 0) & (u <= 1)
-        keep &= (side0 != 0) & (np.sign(side0) != np.sign(side1))
+        side1 = sx * (la1[t] - ay) - sy * (px + rx - ax)
         gf = self._segment_geofence[s]
+        # a shared vertex belongs to the later segment (the line's last vertex to its last segment)
+        u_ok = (u >= 0) & ((u < 1) | ((u == 1) & (s == self._last_segment[gf])))
+        keep = (denom != 0) & (frac > 0) & (frac <= 1) & u_ok
+        keep &= (side0 != 0) & (np.sign(side0) != np.sign(side1))
         if alt_m is not None:
             alt = np.broadcast_to(np.asarray(alt_m, dtype=np.float64), la0.shape)[t]
             keep &= (alt >= self.min_alt_m[gf]) & (alt <= self.max_alt_m[gf])
-        # a step through a shared vertex of two segments of the same line counts once
+        # a step crossing one line several times (a wiggle) has crossed it when the count is odd,
+        # in the direction of its first crossing; an even count leaves it on the side it started
         sel = np.flatnonzero(keep)
         if sel.size:
-            sel = sel[np.lexsort((s[sel], gf[sel], t[sel]))]
-            first = np.r_[True, (np.diff(t[sel]) != 0) | (np.diff(gf[sel]) != 0)]
-            sel = sel[first]
+            sel = sel[np.lexsort((frac[sel], gf[sel], t[sel]))]
+            starts = np.flatnonzero(np.r_[True, (np.diff(t[sel]) != 0) | (np.diff(gf[sel]) != 0)])
+            count = np.diff(np.r_[starts, sel.size])
+            sel = sel[starts[count % 2 == 1]]
         return Crossings(
             track_index=t[sel],
             geofence_index=gf[sel],
@@ -548,10 +571,47 @@ class GeofenceIndex:
 
 @dataclass(frozen=True, slots=True)
 class _Boxes:
+    """Bounding boxes; ``owner`` maps each box to its shape and ``shift`` is the longitude offset
+    of a copy made for a shape that runs past ±180 (the copy is the shape moved by ``shift``)."""
+
     min_lat: FloatArray
     max_lat: FloatArray
     min_lon: FloatArray
     max_lon: FloatArray
+    owner: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    shift: FloatArray = field(default_factory=lambda: np.empty(0))
+
+    def wrapped(self) -> _Boxes:
+        """These boxes plus, for each box past +180 (-180), a copy moved by -360 (+360)."""
+        n = self.min_lat.size
+        east = np.flatnonzero(self.max_lon > 180.0)
+        west = np.flatnonzero(self.min_lon < -180.0)
+        take = np.concatenate([np.arange(n), east, west])
+        shift = np.concatenate([np.zeros(n), np.full(east.size, -360.0), np.full(west.size, 360.0)])
+        return _Boxes(
+            self.min_lat[take],
+            self.max_lat[take],
+            self.min_lon[take] + shift,
+            self.max_lon[take] + shift,
+            take.astype(np.int64),
+            shift,
+        )
+
+
+def _normal_lon(lon: FloatArray) -> FloatArray:
+    """Longitudes into [-180, 180)."""
+    return np.asarray((lon + 180.0) % 360.0 - 180.0, dtype=np.float64)
+
+
+def _unwrap(latlon: FloatArray) -> FloatArray:
+    """Each vertex's longitude moved by whole turns to within 180° of the previous one, so a
+    shape across the antimeridian is continuous (it may then run past ±180)."""
+    if latlon.shape[0] == 0:
+        return latlon
+    out = latlon.copy()
+    step = (np.diff(latlon[:, 1]) + 180.0) % 360.0 - 180.0
+    out[1:, 1] = latlon[0, 1] + np.cumsum(step)
+    return out
 
 
 class _Sweep:
