@@ -183,6 +183,25 @@ def pg_missing_database_url(pg_server_url: str) -> str:
     return with_database(pg_server_url, f"sw_missing_{secrets.token_hex(4)}")
 
 
+@pytest.fixture
+def fresh_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL to a new, empty database (no schema at all) of ``backend``, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    psycopg = _psycopg()
+    server: str = request.getfixturevalue("pg_server_url")
+    request.getfixturevalue("pg_database_url")  # skips here too when PostGIS is missing
+    name = f"sw_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield with_database(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

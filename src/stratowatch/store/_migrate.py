@@ -8,7 +8,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 #: The newest revision in ``migrations/versions`` (a test checks it against Alembic's head).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -22,8 +22,15 @@ def alembic_config(sqlalchemy_url: str | None = None) -> object:
     return cfg
 
 
-def upgrade(sqlalchemy_url: str, revision: str = "head") -> None:
-    """Bring the database at ``sqlalchemy_url`` to ``revision`` in one transaction."""
+def sqlalchemy_url(store_url: str) -> str:
+    """The SQLAlchemy URL of a store URL (``sqlite:///...`` or ``postgresql://...``)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if store_url.startswith(prefix):
+            return "postgresql+psycopg://" + store_url[len(prefix) :]
+    return store_url.split("?", 1)[0]
+
+
+def _run(sqlalchemy_url: str, verb: str, revision: str) -> None:
     import sqlalchemy
     from alembic import command
 
@@ -32,7 +39,17 @@ def upgrade(sqlalchemy_url: str, revision: str = "head") -> None:
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn  # type: ignore[attr-defined]
-            command.upgrade(cfg, revision)  # type: ignore[arg-type]
+            getattr(command, verb)(cfg, revision)
     finally:
         engine.dispose()
-    logger.info("store schema at revision %s", revision)
+    logger.info("store schema: %s to revision %s", verb, revision)
+
+
+def upgrade(sqlalchemy_url: str, revision: str = "head") -> None:
+    """Bring the database at ``sqlalchemy_url`` up to ``revision`` in one transaction."""
+    _run(sqlalchemy_url, "upgrade", revision)
+
+
+def downgrade(sqlalchemy_url: str, revision: str) -> None:
+    """Take the database back to ``revision`` (``"base"``: no tables), in one transaction."""
+    _run(sqlalchemy_url, "downgrade", revision)

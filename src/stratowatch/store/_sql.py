@@ -94,7 +94,12 @@ class SqlStore:
 
     def _insert_observations(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
         marks = ", ".join("?" * codec.OBS_NCOLS)
-        cur.executemany(self._sql(f"INSERT INTO observations ({codec.OBS_COLUMNS}) VALUES ({marks})"), rows)
+        sql = self._sql(f"INSERT INTO observations ({codec.OBS_COLUMNS}) VALUES ({marks})")
+        self._append(cur, "observations", lambda: cur.executemany(sql, rows))
+
+    def _append(self, cur: Cursor, table: str, insert: Callable[[], object]) -> None:
+        """Run ``insert`` (which appends rows to ``table``) and index the new rows' positions."""
+        insert()
 
     def _limit(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         if limit is not None and limit < 0:
@@ -278,7 +283,7 @@ class SqlStore:
 
         def job(cur: Cursor) -> None:
             cur.executemany(upsert, rows)
-            cur.executemany(append, rows)
+            self._append(cur, "track_states", lambda: cur.executemany(append, rows))
 
         self._write(job)
 

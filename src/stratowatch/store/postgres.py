@@ -71,7 +71,7 @@ class PostgresStore(SqlStore):
         if row is not None and row[0] == _migrate.HEAD_REVISION:
             return
         try:
-            _migrate.upgrade("postgresql+psycopg://" + self.url[len("postgresql://") :])
+            _migrate.upgrade(_migrate.sqlalchemy_url(self.url))
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             hint = ""
