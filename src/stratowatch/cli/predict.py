@@ -9,7 +9,8 @@ Examples::
 OUT ends in .geojson (50%/90% cones every --cone-every-h hours, median and deterministic
 paths, region arrivals), .kml, or .csv (``member,time_utc,lat,lon,alt_m``; member 0 is the
 deterministic run). ``--winds`` takes GRIB, NetCDF, soundings, or a flight track (KML/KMZ/CSV)
-from whose ascent a wind profile is derived. Without ``--winds`` the analytic test field is used
+from whose ascent a wind profile is derived; several files (``--winds A B`` or ``--winds A
+--winds B``) are merged along time. Without ``--winds`` the analytic test field is used
 (said on stderr).
 """
 
@@ -82,6 +83,7 @@ def launch_from_flight(path: Path, window_s: float = 600.0) -> tuple[float, floa
 
 
 @click.command(help=__doc__)
+@click.argument("more_winds", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--winds", "winds", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Wind file(s): GRIB, NetCDF, sounding, or a flight track (repeatable).")  # fmt: skip
 @click.option("--from-flight", type=click.Path(dir_okay=False, path_type=Path),
@@ -122,6 +124,7 @@ def launch_from_flight(path: Path, window_s: float = 600.0) -> tuple[float, floa
               help="OUT.geojson, OUT.kml or OUT.csv")  # fmt: skip
 @click.option("--timing", is_flag=True, help="Print one JSON line with load_s and integrate_s on stderr.")
 def command(
+    more_winds: tuple[Path, ...],
     winds: tuple[Path, ...],
     from_flight: Path | None,
     lat: float | None,
@@ -166,6 +169,7 @@ def command(
     from stratowatch.weather.errors import WindDomainError, WindFormatError
     from stratowatch.weather.interp import wind_at
 
+    winds = winds + more_winds  # `--winds A B C` and `--winds A --winds B` both work
     suffix = output.suffix.lower()
     if suffix not in (".geojson", ".json", ".kml", ".csv"):
         raise UsageFailure(f"{output}: output must end in .geojson, .kml or .csv")
