@@ -434,7 +434,8 @@ def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _
     active.sort(key=_track_id)
     n = len(active)
     unknown = int(ObjectClass.UNKNOWN)
-    table = np.array(list(map(_NUMERIC_FIELDS, active)), dtype=np.float64).reshape(n, 6)
+    table = np.array(list(map(_NUMERIC_FIELDS, active)), dtype=np.float64).reshape(n, 5)
+    status = np.fromiter(map(int, map(_STATUS, active)), np.int64, n)
     classes = list(map(_CLASSIFICATION, active))
     label = np.array([unknown if c is None else c.label for c in classes], dtype=np.int64)
     label_probability = np.array(
@@ -450,8 +451,8 @@ def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _
         lat=table[:, 1].copy(),
         lon=table[:, 2].copy(),
         alt=table[:, 3].copy(),
-        status=table[:, 4].astype(np.int64),
-        last_update=table[:, 5].copy(),
+        status=status,
+        last_update=table[:, 4].copy(),
         label=label,
         label_probability=label_probability,
         identified=identified,
@@ -459,7 +460,8 @@ def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _
 
 
 _track_id = operator.attrgetter("track_id")
-_NUMERIC_FIELDS = operator.attrgetter("track_id", "lat_deg", "lon_deg", "alt_m", "status", "last_update_s")
+_NUMERIC_FIELDS = operator.attrgetter("track_id", "lat_deg", "lon_deg", "alt_m", "last_update_s")
+_STATUS = operator.attrgetter("status")
 _CLASSIFICATION = operator.attrgetter("classification")
 
 
