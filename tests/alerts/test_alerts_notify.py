@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from stratowatch.alerts.notify import BackgroundNotifier, LogNotifier, MqttNotifier, WebhookNotifier
+from stratowatch.alerts.notify import (
+    BackgroundNotifier,
+    LogNotifier,
+    MqttNotifier,
+    WebhookNotifier,
+    notifiers_from_config,
+)
 from stratowatch.model import Alert, Incident
 
 ALERT = Alert(
@@ -223,3 +229,29 @@ def test_mqtt_without_broker_reports_failure(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.ERROR):
         assert notifier.notify(ALERT) is False
     assert "not published" in caplog.text
+
+
+def test_notifiers_from_config(tmp_path: Path) -> None:
+    made = notifiers_from_config(
+        {
+            "log": True,
+            "webhooks": [
+                {"url": "http://127.0.0.1:9/hook", "retries": 1, "dead_letter_path": str(tmp_path / "d")}
+            ],
+            "mqtt": {"host": "127.0.0.1", "port": 1884, "topic": "t"},
+        }
+    )
+    assert [type(n).__name__ for n in made] == ["LogNotifier", "WebhookNotifier", "MqttNotifier"]
+    hook = made[1]
+    assert isinstance(hook, WebhookNotifier) and hook.retries == 1 and hook.dead_letter_path == tmp_path / "d"
+    mqtt_n = made[2]
+    assert isinstance(mqtt_n, MqttNotifier) and (mqtt_n.port, mqtt_n.topic) == (1884, "t")
+    assert notifiers_from_config({"log": False}) == []
+    with pytest.raises(ValueError, match=r"alerts\.notify\.webhooks\[0\]\.retries: an integer"):
+        notifiers_from_config({"webhooks": [{"url": "http://x/", "retries": "three"}]})
+    with pytest.raises(ValueError, match=r"alerts\.notify\.webhooks\[0\]: webhook url 'x'"):
+        notifiers_from_config({"webhooks": [{"url": "x"}]})
+    with pytest.raises(ValueError, match=r"alerts\.notify\.smtp: unknown setting"):
+        notifiers_from_config({"smtp": {}})
+    with pytest.raises(ValueError, match=r"alerts\.notify\.mqtt\.prt: unknown setting"):
+        notifiers_from_config({"mqtt": {"prt": 1}})

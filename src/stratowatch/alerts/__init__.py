@@ -6,6 +6,7 @@ alerts = engine.evaluate(time_s, tracks, predictions)   # new or materially chan
 engine.acknowledge(alerts[0].alert_id, "duty officer")  # -> the Incident, now "tracking"
 """
 
+from stratowatch.alerts.borders import Border, shared_border
 from stratowatch.alerts.engine import AlertEngine, RulesConfig
 from stratowatch.alerts.geofences import (
     GeofenceError,
@@ -19,20 +20,36 @@ from stratowatch.alerts.geofences import (
     sample_sites_path,
 )
 from stratowatch.alerts.incidents import IncidentBook, IncidentStateError, UnknownIdError
+from stratowatch.alerts.notify import (
+    BackgroundNotifier,
+    LogNotifier,
+    MqttNotifier,
+    Notifier,
+    WebhookNotifier,
+    notifiers_from_config,
+)
 
 __all__ = [
     "AlertEngine",
+    "BackgroundNotifier",
+    "Border",
     "GeofenceError",
     "GeofenceIndex",
     "IncidentBook",
     "IncidentStateError",
+    "LogNotifier",
+    "MqttNotifier",
+    "Notifier",
     "RulesConfig",
     "UnknownIdError",
+    "WebhookNotifier",
     "airfields_from_csv",
     "crossings",
     "geofences_from_config",
     "inside",
     "load_border_sides",
     "load_geofences",
+    "notifiers_from_config",
     "sample_sites_path",
+    "shared_border",
 ]

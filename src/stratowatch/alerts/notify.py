@@ -35,6 +35,7 @@ __all__ = [
     "Notifier",
     "WebhookNotifier",
     "alert_payload",
+    "notifiers_from_config",
 ]
 
 
@@ -286,3 +287,87 @@ class BackgroundNotifier:
         self._thread.join(timeout_s)
         for n in self.notifiers:
             n.close()
+
+
+def notifiers_from_config(config: Mapping[str, Any], where: str = "alerts.notify") -> list[Notifier]:
+    """Notifiers from a config table, e.g. TOML::
+
+        [alerts.notify]
+        log = true
+        mqtt = {host = "localhost", port = 1883, topic = "stratowatch/alerts"}
+        [[alerts.notify.webhooks]]
+        url = "https://example.org/hook"
+        retries = 3
+        backoff_s = 0.5
+        dead_letter_path = "dead_letters.jsonl"
+
+    A wrong key or value raises ``ValueError`` naming it (``alerts.notify.webhooks[0].retries``).
+    """
+    known = {"log", "mqtt", "webhooks"}
+    for key in config:
+        if key not in known:
+            raise ValueError(f"{where}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+    out: list[Notifier] = []
+    log_on = config.get("log", True)
+    if not isinstance(log_on, bool):
+        raise ValueError(f"{where}.log: true or false is required")
+    if log_on:
+        out.append(LogNotifier())
+    hooks = config.get("webhooks", [])
+    if not isinstance(hooks, list):
+        raise ValueError(f"{where}.webhooks: a list of tables is required")
+    for k, hook in enumerate(hooks):
+        here = f"{where}.webhooks[{k}]"
+        if not isinstance(hook, Mapping) or "url" not in hook:
+            raise ValueError(f"{here}.url: required")
+        allowed = {"url", "retries", "backoff_s", "timeout_s", "dead_letter_path", "headers"}
+        for key in hook:
+            if key not in allowed:
+                raise ValueError(f"{here}.{key}: unknown setting")
+        try:
+            out.append(
+                WebhookNotifier(
+                    str(hook["url"]),
+                    retries=_int(hook.get("retries", 3), f"{here}.retries"),
+                    backoff_s=_float(hook.get("backoff_s", 0.5), f"{here}.backoff_s"),
+                    timeout_s=_float(hook.get("timeout_s", 5.0), f"{here}.timeout_s"),
+                    dead_letter_path=hook.get("dead_letter_path"),
+                    headers={str(a): str(b) for a, b in dict(hook.get("headers", {})).items()},
+                )
+            )
+        except ValueError as exc:
+            if str(exc).startswith(here):
+                raise
+            raise ValueError(f"{here}: {exc}") from None
+    mqtt_cfg = config.get("mqtt")
+    if mqtt_cfg is not None:
+        here = f"{where}.mqtt"
+        if not isinstance(mqtt_cfg, Mapping):
+            raise ValueError(f"{here}: a table is required")
+        allowed = {"host", "port", "topic", "qos", "username", "password"}
+        for key in mqtt_cfg:
+            if key not in allowed:
+                raise ValueError(f"{here}.{key}: unknown setting")
+        out.append(
+            MqttNotifier(
+                str(mqtt_cfg.get("host", "localhost")),
+                _int(mqtt_cfg.get("port", 1883), f"{here}.port"),
+                str(mqtt_cfg.get("topic", "stratowatch/alerts")),
+                qos=_int(mqtt_cfg.get("qos", 1), f"{here}.qos"),
+                username=mqtt_cfg.get("username"),
+                password=mqtt_cfg.get("password"),
+            )
+        )
+    return out
+
+
+def _int(v: object, key: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{key}: an integer is required, not {v!r}")
+    return v
+
+
+def _float(v: object, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"{key}: a number is required, not {v!r}")
+    return float(v)
