@@ -145,3 +145,25 @@ def test_outputs_geojson_csv_kml(tmp_path) -> None:
     ns = {"k": "http://www.opengis.net/kml/2.2"}
     assert len(root.findall(".//k:Polygon", ns)) == 6
     assert len(root.findall(".//k:LineString", ns)) == 2
+
+
+def test_geojson_splits_cones_at_the_antimeridian() -> None:
+    pred = gaussian_prediction(2000, 80e3, 40e3, lat0=50.0, lon0=179.5)
+    doc = to_geojson(pred, cones(pred, (0.9,), time_index=[2]))
+    (cone,) = [f for f in doc["features"] if f["properties"]["kind"] == "cone"]
+    assert cone["geometry"]["type"] == "MultiPolygon"
+    west, east = (np.array(p[0]) for p in cone["geometry"]["coordinates"])
+    assert west[:, 0].min() > 170.0 and west[:, 0].max() == 180.0
+    assert east[:, 0].min() == -180.0 and east[:, 0].max() < -170.0
+    for part in (west, east):
+        assert np.array_equal(part[0], part[-1])
+        assert np.all(np.abs(part[:, 0]) <= 180.0)
+    # the pieces share the cut: the same latitudes at +180 and -180
+    cut_w = np.unique(west[west[:, 0] == 180.0, 1])
+    cut_e = np.unique(east[east[:, 0] == -180.0, 1])
+    np.testing.assert_allclose(cut_w, cut_e)
+    unsplit = to_geojson(pred, cones(pred, (0.9,), time_index=[0]))
+    assert (
+        next(f for f in unsplit["features"] if f["properties"]["kind"] == "cone")["geometry"]["type"]
+        == "Polygon"
+    )

@@ -51,6 +51,41 @@ def cone_lead_indices(prediction: Prediction, every_h: float = 6.0) -> npt.NDArr
     return np.unique(np.append(idx[idx < len(lead_h)], len(lead_h) - 1)).astype(np.int64)
 
 
+def _clip_half_plane(ring: FloatArray, lon_limit: float, keep_west: bool) -> FloatArray:
+    """Sutherland-Hodgman clip of a closed (n, 2) lon/lat ring to lon <= limit (or >= limit)."""
+    pts = ring[:-1]
+    side = (pts[:, 0] <= lon_limit) if keep_west else (pts[:, 0] >= lon_limit)
+    out: list[FloatArray] = []
+    for i in range(len(pts)):
+        a, b = pts[i - 1], pts[i]
+        in_a, in_b = side[i - 1], side[i]
+        if in_a != in_b:
+            f = (lon_limit - a[0]) / (b[0] - a[0])
+            out.append(np.array([lon_limit, a[1] + f * (b[1] - a[1])]))
+        if in_b:
+            out.append(b)
+    if len(out) < 3:
+        return np.empty((0, 2))
+    arr = np.array(out)
+    return np.vstack([arr, arr[:1]])
+
+
+def _cone_geometry(ring: FloatArray) -> dict[str, Any]:
+    """A Polygon, or a MultiPolygon split at the antimeridian when the ring crosses it."""
+    lon = ring[:, 0]
+    if lon.max() <= 180.0 and lon.min() >= -180.0:
+        return {"type": "Polygon", "coordinates": [ring.tolist()]}
+    limit = 180.0 if lon.max() > 180.0 else -180.0
+    west = _clip_half_plane(ring, limit, keep_west=True)
+    east = _clip_half_plane(ring, limit, keep_west=False)
+    parts = []
+    for part, cut_lon in ((west, 180.0), (east, -180.0)):  # the cut is the west piece's east edge
+        if len(part):
+            lon_part = np.where(np.isclose(part[:, 0], limit), cut_lon, (part[:, 0] + 180.0) % 360.0 - 180.0)
+            parts.append([np.round(np.stack([lon_part, part[:, 1]], axis=1), 6).tolist()])
+    return {"type": "MultiPolygon", "coordinates": parts}
+
+
 def to_geojson(
     prediction: Prediction,
     cone_list: Sequence[Cone],
@@ -67,7 +102,7 @@ def to_geojson(
             features.append(
                 {
                     "type": "Feature",
-                    "geometry": {"type": "Polygon", "coordinates": [rings[i].tolist()]},
+                    "geometry": _cone_geometry(rings[i]),
                     "properties": {
                         "kind": "cone",
                         "probability": cone.probability,
