@@ -1,14 +1,26 @@
 """Trajectory integration of many members at once on the sphere, forward or backward in time.
 
-Equations. The horizontal position is the unit vector p = (cos φ cos λ, cos φ sin λ, sin φ)
-on a sphere of radius R = 6 371 008.8 m; the wind (u east, v north) at altitude h moves it as
+Equations. On a sphere of radius R = 6 371 008.8 m the wind (u east, v north) at altitude h
+moves a point as
+
+    dφ/dt = v / (R + h),    dλ/dt = u / ((R + h) cos φ)
+
+and classical RK4 advances (φ, λ, h) with these away from the poles (|φ| < 80°); longitudes
+run on unwrapped (the wind lookup brings them into the grid's convention), so the
+antimeridian needs no special case. Near the poles the same RK4 step is taken on the unit
+vector p = (cos φ cos λ, cos φ sin λ, sin φ) instead, with
 
     dp/dt = (u ê + v n̂) / (R + h),    ê = (-sin λ, cos λ, 0),  n̂ = (-sin φ cos λ, -sin φ sin λ, cos φ)
 
-which is the usual dφ/dt = v / (R + h), dλ/dt = u / ((R + h) cos φ), written so that nothing
-divides by cos φ: members cross the poles and the antimeridian with no special case. The state
-(p, h) is advanced by classical RK4 (p renormalised at every stage); h follows the flight
-profile (see :mod:`stratowatch.prediction.profiles`). Backward runs use a negative step.
+(p renormalised at every stage), where nothing divides by cos φ: members cross the poles.
+h follows the flight profile (see :mod:`stratowatch.prediction.profiles`). Backward runs use
+a negative step.
+
+Speed. The 4 RK4 stages are one loop over the same code, and the wind lookup keeps the cell
+it last used (its 4 or 8 corner columns already interpolated to the member's altitude): a
+float at constant altitude only recomputes bilinear weights until it changes cell. The fast
+path is written in the kernel itself, because calling a function with the grid arrays costs
+their reference counting on every call.
 
 Wind error. Each member adds to the interpolated wind its own offset (du, dv), an
 Ornstein-Uhlenbeck process with decorrelation time τ and a standard deviation that grows with
