@@ -116,6 +116,7 @@ def test_observations_round_trip_exactly_with_filters(store: Store) -> None:
     assert [o.time_s for o in store.observations(bbox=(30.0, -130.0, 50.0, -100.0))] == [5.0, 7.5]
     assert [o.time_s for o in store.observations(bbox=(40.0, -130.0, 50.0, -100.0))] == [5.0]
     assert [o.time_s for o in store.observations(limit=1, offset=1)] == [7.5]
+    assert store.count_observations(bbox=(30.0, -130.0, 50.0, -100.0), t0=6.0) == 1
     assert store.count("observations") == 3
 
 
@@ -198,7 +199,7 @@ def test_track_states_current_history_and_filters(store: Store) -> None:
     assert [t.track_id for t in store.tracks(identity_regex="^aprs:")] == [1, 2]  # any identity
     assert [t.track_id for t in store.tracks(identity_regex="406B9")] == [2]
     assert [t.track_id for t in store.tracks(limit=2, offset=1)] == [2, 3]
-    assert store.count_tracks(status="confirmed") == 2  # type: ignore[attr-defined]
+    assert store.count_tracks(status="confirmed") == 2
     with pytest.raises(ValueError, match="identity_regex"):
         store.tracks(identity_regex="(")
     with pytest.raises(ValueError, match="status 'lost'"):
@@ -258,7 +259,7 @@ def test_alerts_upsert_and_filters(store: Store) -> None:
     assert store.count("alerts") == 2 and store.alert(a.alert_id) == acked
     assert [x.alert_id for x in store.alerts(acknowledged=True)] == [a.alert_id]
     assert [x.alert_id for x in store.alerts(acknowledged=False)] == [b.alert_id]
-    assert store.count_alerts(acknowledged=False) == 1  # type: ignore[attr-defined]
+    assert store.count_alerts(acknowledged=False) == 1
     assert store.alert("nope") is None
 
 
@@ -276,7 +277,7 @@ def test_incidents_upsert_and_status(store: Store) -> None:
     store.write_incident(resolved)
     assert [x.incident_id for x in store.incidents()] == ["inc-1", "inc-2"]  # most recently updated first
     assert store.incidents(status="resolved") == [resolved]
-    assert store.count_incidents(status="open") == 1  # type: ignore[attr-defined]
+    assert store.count_incidents(status="open") == 1
 
 
 # --------------------------------------------------------------------------- sensors, partners, geofences

@@ -57,8 +57,8 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(url: str) -> None:
             line = proc.stdout.readline().decode()
             if not line:
                 break
-            what, n = line.split()
-            acknowledged[what] = int(n)
+            what, count = line.split()
+            acknowledged[what] = int(count)
     finally:
         proc.send_signal(signal.SIGKILL)  # mid-stream: the writer is busy with its next batch
         _, err = proc.communicate(timeout=30)

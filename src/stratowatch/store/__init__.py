@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from stratowatch.store.base import RetentionSettings, Store, StoreError, StoreSink
@@ -29,7 +28,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///stratowatch.db"
 
 
-def open_store(url: str = DEFAULT_URL, *, retention: RetentionSettings | None = None) -> Any:
+def open_store(url: str = DEFAULT_URL, *, retention: RetentionSettings | None = None) -> Store:
     """Open (and migrate) the store at ``url``; raises StoreError naming it when that fails.
 
     SQLite URLs take ``?synchronous=normal`` (faster; survives a process crash, not a power cut).

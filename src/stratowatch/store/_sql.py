@@ -229,6 +229,18 @@ class SqlStore:
             self._write(lambda cur: cur.executemany(sql, rows))
         return len(rows)
 
+    def _observation_filters(
+        self, t0: float | None, t1: float | None, bbox: Box | None, sensor_id: str | None
+    ) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        self._where_time("time_s", t0, t1, where, params)
+        if sensor_id is not None:
+            where.append("sensor_id = ?")
+            params.append(sensor_id)
+        self._where_box("observations", "id", bbox, where, params)
+        return where, params
+
     def observations(
         self,
         *,
@@ -240,19 +252,25 @@ class SqlStore:
         offset: int = 0,
     ) -> list[Observation]:
         """Stored observations in time order. ``bbox`` matches the placed ones (see write_observations)."""
-        where: list[str] = []
-        params: list[Any] = []
-        self._where_time("time_s", t0, t1, where, params)
-        if sensor_id is not None:
-            where.append("sensor_id = ?")
-            params.append(sensor_id)
-        self._where_box("observations", "id", bbox, where, params)
+        where, params = self._observation_filters(t0, t1, bbox, sensor_id)
         page, page_params = self._limit(limit, offset)
         rows = self._query(
             f"SELECT {codec.OBS_COLUMNS} FROM observations{self._clause(where)} ORDER BY time_s, id{page}",
             params + page_params,
         )
         return [codec.row_obs(r) for r in rows]
+
+    def count_observations(
+        self,
+        *,
+        t0: float | None = None,
+        t1: float | None = None,
+        bbox: Box | None = None,
+        sensor_id: str | None = None,
+    ) -> int:
+        """How many observations :meth:`observations` would list without a limit."""
+        where, params = self._observation_filters(t0, t1, bbox, sensor_id)
+        return int(self._query(f"SELECT COUNT(*) FROM observations{self._clause(where)}", params)[0][0])
 
     def quarantine_records(self, *, limit: int | None = None, offset: int = 0) -> list[QuarantineRecord]:
         page, page_params = self._limit(limit, offset)

@@ -11,7 +11,8 @@ Conventions shared by every method:
   leaves that end open.
 - A box is ``(min_lat, min_lon, max_lat, max_lon)`` in degrees, inclusive. ``min_lon > max_lon``
   means the box crosses the antimeridian (e.g. ``(50, 170, 60, -160)`` around the Aleutians).
-- Lists are paged with ``limit``/``offset``; ``limit=None`` returns every match.
+- Lists are paged with ``limit``/``offset``; ``limit=None`` returns every match. The matching
+  ``count_*`` method (same filters, no paging) gives the total for pagination.
 - Every write is one transaction, committed before the method returns: what a method
   acknowledged survives a crash or ``kill -9`` of the process.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from stratowatch.ingest.base import QuarantineRecord
@@ -106,6 +108,14 @@ class Store(Protocol):
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Observation]: ...
+    def count_observations(
+        self,
+        *,
+        t0: float | None = None,
+        t1: float | None = None,
+        bbox: Box | None = None,
+        sensor_id: str | None = None,
+    ) -> int: ...
     def quarantine_records(self, *, limit: int | None = None, offset: int = 0) -> list[QuarantineRecord]: ...
 
     # tracks
@@ -124,6 +134,17 @@ class Store(Protocol):
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Track]: ...
+    def count_tracks(
+        self,
+        *,
+        status: str | None = None,
+        cls: str | None = None,
+        min_alt_m: float | None = None,
+        max_alt_m: float | None = None,
+        bbox: Box | None = None,
+        since_s: float | None = None,
+        identity_regex: str | None = None,
+    ) -> int: ...
     def track(self, track_id: int) -> Track | None: ...
     def track_history(
         self, track_id: int, t0: float | None = None, t1: float | None = None
@@ -143,11 +164,15 @@ class Store(Protocol):
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Alert]: ...
+    def count_alerts(
+        self, *, since_s: float | None = None, rule: str | None = None, acknowledged: bool | None = None
+    ) -> int: ...
     def alert(self, alert_id: str) -> Alert | None: ...
     def write_incident(self, incident: Incident) -> None: ...
     def incidents(
         self, *, status: str | None = None, limit: int | None = 100, offset: int = 0
     ) -> list[Incident]: ...
+    def count_incidents(self, *, status: str | None = None) -> int: ...
     def incident(self, incident_id: str) -> Incident | None: ...
 
     # configuration-like records
@@ -169,6 +194,10 @@ class Store(Protocol):
     def apply_retention(self, now_s: float) -> dict[str, int]: ...
     def count(self, table: str = "observations") -> int: ...
     def close(self) -> None: ...
+    def __enter__(self) -> Store: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 def split_box(bbox: Box) -> list[Box]:
