@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stratowatch.weather.errors import WindDomainError
 from stratowatch.weather.grid import WindGrid
@@ -136,3 +138,29 @@ def test_broadcast_shapes_and_bad_grids() -> None:
     bad.height_m[0, 2, 3, 4] = -1.0  # heights no longer ascend in that column
     with pytest.raises(ValueError, match="ascend"):
         wind_at(bad, 0.0, 0.0, 0.0, 0.0)
+
+
+@given(
+    coef=st.tuples(*(st.floats(-5, 5) for _ in range(5))),
+    lat_steps=st.lists(st.floats(0.5, 20.0), min_size=2, max_size=8),
+    lon_steps=st.lists(st.floats(0.5, 40.0), min_size=2, max_size=8),
+    frac=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)),
+)
+@settings(max_examples=60, deadline=None)
+def test_linear_fields_on_irregular_axes_are_exact(coef, lat_steps, lon_steps, frac) -> None:
+    lat = -60.0 + np.concatenate([[0.0], np.cumsum(lat_steps)])
+    lon = -170.0 + np.concatenate([[0.0], np.cumsum(lon_steps)])
+    a, b, c, d, e = coef
+
+    def field(T, Y, X, H):
+        return a + b * T / 3600.0 + c * Y + d * X + e * H / 1000.0
+
+    g = make_grid(field, times=(0.0, 3600.0, 9000.0), lat=lat, lon=lon, global_lon=False)
+    t = frac[0] * 9000.0
+    y = lat[0] + frac[1] * (lat[-1] - lat[0])
+    x = lon[0] + frac[2] * (lon[-1] - lon[0])
+    h = frac[3] * 31000.0
+    u, _ = wind_at(g, t, y, x, h)
+    assert u[()] == pytest.approx(
+        field(t, y, x, h), abs=1e-8 * (1 + abs(a) + 200 * (abs(c) + abs(d)) + 31 * abs(e) + 3 * abs(b))
+    )
