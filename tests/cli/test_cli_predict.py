@@ -266,3 +266,42 @@ def test_next_flight_from_previous_flight_winds(tmp_path) -> None:
     assert float(rows[0]["lat"]) == pytest.approx(37.7, abs=0.2)
     assert max(float(r["alt_m"]) for r in rows) == pytest.approx(30000.0, abs=400.0)  # sampled every 60 s
     assert float(rows[-1]["alt_m"]) == 0.0
+
+
+def _sounding(path: Path, when: str, wind_from_deg: float, speed: float) -> Path:
+    header = (
+        "time,longitude,latitude,pressure_hPa,geopotential height_m,temperature_C,dew point temperature_C,"
+        "ice point temperature_C,relative humidity_%,humidity wrt ice_%,mixing ratio_g/kg,"
+        "wind direction_degree,wind speed_m/s\n"
+    )
+    levels = [
+        (1000, 110, 15),
+        (850, 1460, 5),
+        (500, 5570, -20),
+        (250, 10360, -50),
+        (100, 16180, -60),
+        (50, 20580, -58),
+    ]
+    rows = "".join(
+        f"{when},-97.44,35.18,{p},{h},{t},{t - 5},{t - 5},50,50,1.0,{wind_from_deg:.0f},{speed}\n"
+        for p, h, t in levels
+    )
+    path.write_text(header + rows)
+    return path
+
+
+def test_several_wind_files_after_one_winds_option_are_merged_in_time(tmp_path) -> None:
+    a = _sounding(tmp_path / "a.csv", "2023-05-22 00:00:00", 270.0, 10.0)  # from the west: blows east
+    b = _sounding(tmp_path / "b.csv", "2023-05-22 12:00:00", 180.0, 10.0)  # from the south: blows north
+    out = tmp_path / "p.csv"
+    res = run(
+        "--winds", str(a), str(b), "--lat", "35", "--lon", "-97", "--alt-m", "12000",
+        "--time", "2023-05-22T00:00:00Z", "--hours", "12", "--members", "1", "-o", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = read_rows(out)
+    # the wind turns linearly from east-going to north-going over the 12 hours
+    dlat_km = (float(rows[-1]["lat"]) - 35.0) * 111.2
+    dlon_km = (float(rows[-1]["lon"]) + 97.0) * 111.2 * np.cos(np.radians(35.0))
+    assert dlat_km == pytest.approx(10.0 * 43200 / 2 / 1000, rel=0.05)
+    assert dlon_km == pytest.approx(10.0 * 43200 / 2 / 1000, rel=0.05)
