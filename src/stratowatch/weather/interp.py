@@ -59,7 +59,11 @@ _PACK_CACHE: dict[int, tuple[WindGrid, PackedGrid]] = {}
 
 
 def pack(grid: WindGrid) -> PackedGrid:
-    """Pack (and cache by identity) a validated grid for the kernels."""
+    """Pack (and cache by identity) a validated grid for the kernels.
+
+    The packing is kept for the grid object (up to 16 grids): a grid's arrays must not be
+    changed in place after its first use (make a new WindGrid instead).
+    """
     hit = _PACK_CACHE.get(id(grid))
     if hit is not None and hit[0] is grid:
         return hit[1]
