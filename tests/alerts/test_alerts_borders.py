@@ -88,9 +88,7 @@ def _crossing_alerts(border: Border, make_track, path: list[tuple[float, float]]
     engine = AlertEngine(border.geofences, RulesConfig(border_sides=border.sides))
     out = []
     for k, (lat, lon) in enumerate(path):
-        track = make_track(
-            7, lat, lon, 11_000.0, 60.0 * k, label=ObjectClass.AIRCRAFT, identities=("icao:C0FFEE",)
-        )
+        track = make_track(7, lat, lon, 11_000.0, 60.0 * k, label=ObjectClass.AIRCRAFT)  # no transponder
         out.extend(engine.evaluate(60.0 * k, [track], {}))
     return [a for a in out if a.rule == "border_crossing"]
 

@@ -115,7 +115,7 @@ def test_predicted_entry_into_unknown_geofence_uses_its_id(make_track) -> None: 
 
 
 def test_new_unidentified_objects_open_incidents(make_track) -> None:  # type: ignore[no-untyped-def]
-    engine = AlertEngine([])
+    engine = AlertEngine([], RulesConfig(new_object_min_age_s=0.0))
     quiet = [
         _aircraft(make_track, 1, 60.0, -150.0, 0.0, 18_000.0),  # identified (ICAO)
         make_track(2, 60.0, -150.0, 12_000.0, 0.0),  # too low
@@ -173,17 +173,34 @@ def test_track_of_interest_lost(make_track) -> None:  # type: ignore[no-untyped-
 
 def test_border_crossing_with_the_sample_border(make_track) -> None:  # type: ignore[no-untyped-def]
     fences = load_geofences(sample_sites_path())
-    engine = AlertEngine(fences, RulesConfig(border_sides=load_border_sides(sample_sites_path())))
-    engine.evaluate(0.0, [_aircraft(make_track, 9, 49.2, -110.0, 0.0)])
-    (alert,) = engine.evaluate(60.0, [_aircraft(make_track, 9, 48.8, -110.0, 60.0)])
-    assert alert.rule == "border_crossing" and alert.details["direction"] == "CAN->USA"
+    sides = load_border_sides(sample_sites_path())
+    engine = AlertEngine(fences, RulesConfig(border_sides=sides))
+
+    def primary(tid: int, lat: float, t: float):  # type: ignore[no-untyped-def]
+        return make_track(tid, lat, -110.0, 9000.0, t, label=ObjectClass.AIRCRAFT)  # radar only, no identity
+
+    engine.evaluate(0.0, [primary(9, 49.2, 0.0), _aircraft(make_track, 10, 49.2, -111.0, 0.0)])
+    (alert,) = engine.evaluate(60.0, [primary(9, 48.8, 60.0), _aircraft(make_track, 10, 48.8, -111.0, 60.0)])
+    assert alert.rule == "border_crossing" and alert.track_id == 9, "the identified airliner is routine"
+    assert alert.details["direction"] == "CAN->USA"
     assert alert.details["from"] == "CAN" and alert.details["to"] == "USA"
-    (back,) = engine.evaluate(120.0, [_aircraft(make_track, 9, 49.2, -110.0, 120.0)])
+    (back,) = engine.evaluate(120.0, [primary(9, 49.2, 120.0)])
     assert back.details["direction"] == "USA->CAN"
+    # identified objects count when asked for, or when an incident follows them
+    everyone = AlertEngine(fences, RulesConfig(border_sides=sides, border_crossing_identified=True))
+    everyone.evaluate(0.0, [_aircraft(make_track, 10, 49.2, -111.0, 0.0)])
+    assert [a.track_id for a in everyone.evaluate(60.0, [_aircraft(make_track, 10, 48.8, -111.0, 60.0)])] == [
+        10
+    ]
+    followed = AlertEngine(fences, RulesConfig(border_sides=sides))
+    followed.book.open(0.0, "suspicious squawk", track_ids=(10,))
+    followed.evaluate(0.0, [_aircraft(make_track, 10, 49.2, -111.0, 0.0)])
+    (f,) = followed.evaluate(60.0, [_aircraft(make_track, 10, 48.8, -111.0, 60.0)])
+    assert f.incident_id == "INC-0001"
     # only the configured border ids count as borders
     engine2 = AlertEngine(fences, RulesConfig(border_geofence_ids=("nothing",)))
-    engine2.evaluate(0.0, [_aircraft(make_track, 9, 49.2, -110.0, 0.0)])
-    assert engine2.evaluate(60.0, [_aircraft(make_track, 9, 48.8, -110.0, 60.0)]) == []
+    engine2.evaluate(0.0, [primary(9, 49.2, 0.0)])
+    assert engine2.evaluate(60.0, [primary(9, 48.8, 60.0)]) == []
 
 
 def test_many_tracks_enter_counts_match_reference(make_track) -> None:  # type: ignore[no-untyped-def]
@@ -211,13 +228,13 @@ def test_many_tracks_enter_counts_match_reference(make_track) -> None:  # type: 
 
 def test_snapshot_restore_resumes_without_repeats(make_track) -> None:  # type: ignore[no-untyped-def]
     engine = AlertEngine([SITE])
-    tracks = [make_track(42, 47.5, -111.2, 18_000.0, 0.0)]
-    assert {a.rule for a in engine.evaluate(0.0, tracks)} == {"new_unidentified", "geofence_enter"}
+    tracks = [make_track(42, 47.5, -111.2, 18_000.0, 300.0)]
+    assert {a.rule for a in engine.evaluate(300.0, tracks)} == {"new_unidentified", "geofence_enter"}
     snap = json.loads(json.dumps(engine.snapshot(), allow_nan=False))
     resumed = AlertEngine([SITE])
     resumed.restore(snap)
-    assert resumed.evaluate(10.0, tracks) == []
-    out = resumed.evaluate(20.0, [make_track(42, 48.5, -111.2, 18_000.0, 20.0)])
+    assert resumed.evaluate(310.0, tracks) == []
+    out = resumed.evaluate(320.0, [make_track(42, 48.5, -111.2, 18_000.0, 320.0)])
     assert [a.rule for a in out] == ["geofence_exit"], "inside state survived the restart"
     assert resumed.book.incident("INC-0001").alert_ids == (
         "new_unidentified:42",
@@ -256,3 +273,10 @@ def test_nan_positions_raise_nothing(make_track, bad_lat: float) -> None:  # typ
     engine = AlertEngine(load_geofences(sample_sites_path()))
     assert engine.evaluate(0.0, [_aircraft(make_track, 1, bad_lat, -111.2, 0.0)]) == []
     assert engine.evaluate(10.0, [_aircraft(make_track, 1, bad_lat, -111.2, 10.0)]) == []
+
+
+def test_new_object_must_be_tracked_a_while(make_track) -> None:  # type: ignore[no-untyped-def]
+    engine = AlertEngine([], RulesConfig(new_object_min_age_s=120.0))
+    assert engine.evaluate(60.0, [make_track(42, 61.0, -150.0, 18_600.0, 60.0)]) == [], "a minute-old track"
+    (alert,) = engine.evaluate(130.0, [make_track(42, 61.0, -150.0, 18_600.0, 130.0)])
+    assert alert.rule == "new_unidentified"

@@ -8,12 +8,13 @@ Rules (``Alert.rule``):
   a geofence within ``T`` hours; the alert carries the expected (median) entry time.
 - ``new_unidentified``: a confirmed track classified balloon or unknown, with no identity that
   names it (ICAO address, APRS callsign, radiosonde serial, WSPR call), above
-  ``new_object_min_alt_m``: opens a new incident -- and, while another such incident is open,
-  one titled "potential second incident".
+  ``new_object_min_alt_m`` and tracked for ``new_object_min_age_s``: opens a new incident --
+  and, while another such incident is open, one titled "potential second incident".
 - ``track_lost``: a track with an open incident has had no update for ``lost_after_s``
   (coasting) or was dropped by the tracker.
 - ``border_crossing``: the track's last step crossed a border line, with the direction
-  (``"CAN->USA"`` when the line's side labels are known).
+  (``"CAN->USA"`` when the line's side labels are known) -- for unidentified objects and tracks
+  an incident follows (identified airliners cross all day; ``border_crossing_identified`` adds them).
 
 Inside/outside state is kept as a bool array ``(n_tracks, n_geofences)`` with a sorted array of
 track ids, so enter/exit come from two array comparisons; only the few events become
@@ -69,6 +70,10 @@ class RulesConfig:
     border_sides: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     #: identities that name an object (a track carrying one is not "unidentified")
     identified_prefixes: tuple[str, ...] = ("icao:", "aprs:", "sonde:", "wspr:")
+    #: a track must be this old (since its first report) before it counts as a new object
+    new_object_min_age_s: float = 120.0
+    #: also alert border crossings of identified objects (airliners...) that no incident follows
+    border_crossing_identified: bool = False
     #: material change thresholds for re-notification
     probability_change: float = 0.15
     entry_time_change_s: float = 3600.0
@@ -88,7 +93,8 @@ class _Columns:
     last_update: FloatArray
     label: IntArray
     label_probability: FloatArray
-    identified: BoolArray
+    first_time: FloatArray
+    tracks: list[Track]
 
 
 class AlertEngine:
@@ -155,7 +161,7 @@ class AlertEngine:
     ) -> list[Alert]:
         """New or materially changed alerts for this step (each attached to its incident).
         The incidents changed by this step are in ``last_incidents`` afterwards."""
-        cols = _columns(tracks, self.rules.identified_prefixes)
+        cols = _columns(tracks)
         p_in, g_in = self._index.inside_pairs(cols.lat, cols.lon, cols.alt)
         keys = np.unique(cols.ids[p_in] * _STRIDE + g_in)
         prev_keys = self._inside_keys
@@ -178,18 +184,22 @@ class AlertEngine:
         cross_ltr = cross.left_to_right[on_border]
 
         interest = np.isin(cols.ids, np.fromiter(self.book.active_track_ids(), dtype=np.int64))
+        if not self.rules.border_crossing_identified and cross_rows.size:
+            wanted = interest[cross_rows] | ~self._identified(cols, cross_rows)
+            cross_rows, cross_gf, cross_ltr = cross_rows[wanted], cross_gf[wanted], cross_ltr[wanted]
         stale = (time_s - cols.last_update) > self.rules.lost_after_s
         lost_rows = np.flatnonzero(interest & stale)
         fresh_rows = np.flatnonzero(interest & ~stale)
         vanished = self._ids[~np.isin(self._ids, cols.ids)]
         vanished = vanished[np.isin(vanished, np.fromiter(self.book.active_track_ids(), dtype=np.int64))]
 
-        unidentified = (
+        candidate = np.flatnonzero(
             (cols.status == int(TrackStatus.CONFIRMED))
             & ((cols.label == int(ObjectClass.BALLOON)) | (cols.label == int(ObjectClass.UNKNOWN)))
-            & ~cols.identified
             & (cols.alt > self.rules.new_object_min_alt_m)
+            & (time_s - cols.first_time >= self.rules.new_object_min_age_s)
         )
+        unidentified = candidate[~self._identified(cols, candidate)]
 
         self._ids, self._inside_keys, self._lat, self._lon = cols.ids, keys, cols.lat, cols.lon
 
@@ -201,8 +211,8 @@ class AlertEngine:
             if routed is not None:
                 out.append(routed)
 
-        for r in np.flatnonzero(unidentified):
-            emit(self._new_unidentified(time_s, cols, int(r)))
+        for r in unidentified.tolist():
+            emit(self._new_unidentified(time_s, cols, r))
         enter_rows = np.searchsorted(cols.ids, enter_keys // _STRIDE)
         for r, g in zip(enter_rows.tolist(), (enter_keys % _STRIDE).tolist(), strict=True):
             self.book.rearm(f"geofence_exit:{cols.ids[r]}:{self._index.ids[g]}")
@@ -278,6 +288,14 @@ class AlertEngine:
         routed = self.book.alert(alert.alert_id)
         log.info("alert %s [%s] %s (%s)", routed.alert_id, routed.severity, routed.message, reason)
         return routed
+
+    def _identified(self, cols: _Columns, rows: IntArray) -> BoolArray:
+        """Whether each of ``rows`` carries an identity that names it (a few rows per step)."""
+        prefixes = tuple(self.rules.identified_prefixes)
+        return np.array(
+            [any(i.startswith(prefixes) for i in cols.tracks[r].identities) for r in rows.tolist()],
+            dtype=bool,
+        )
 
     # ------------------------------------------------------------------ alert builders
 
@@ -427,14 +445,13 @@ class AlertEngine:
         self._inside_keys = np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
 
 
-def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _Columns:
-    """One pass over the Track objects into arrays (the only per-track Python work of a step);
-    the identity test runs only for the few tracks that could be "unidentified"."""
+def _columns(tracks: Sequence[Track]) -> _Columns:
+    """One pass over the Track objects into arrays (the only per-track Python work of a step)."""
     active = [t for t in tracks if t.status == TrackStatus.CONFIRMED or t.status == TrackStatus.COASTING]
     active.sort(key=_track_id)
     n = len(active)
     unknown = int(ObjectClass.UNKNOWN)
-    table = np.array(list(map(_NUMERIC_FIELDS, active)), dtype=np.float64).reshape(n, 5)
+    table = np.array(list(map(_NUMERIC_FIELDS, active)), dtype=np.float64).reshape(n, 6)
     status = np.fromiter(map(int, map(_STATUS, active)), np.int64, n)
     classes = list(map(_CLASSIFICATION, active))
     label = np.array([unknown if c is None else c.label for c in classes], dtype=np.int64)
@@ -442,10 +459,6 @@ def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _
         [math.nan if c is None else c.probability for c in classes], dtype=np.float64
     )
     ids = table[:, 0].astype(np.int64)
-    candidate = np.flatnonzero((label == int(ObjectClass.BALLOON)) | (label == unknown))
-    identified = np.ones(n, dtype=bool)
-    prefixes = tuple(identified_prefixes)
-    identified[candidate] = [any(i.startswith(prefixes) for i in active[r].identities) for r in candidate]
     return _Columns(
         ids=ids,
         lat=table[:, 1].copy(),
@@ -455,12 +468,15 @@ def _columns(tracks: Sequence[Track], identified_prefixes: tuple[str, ...]) -> _
         last_update=table[:, 4].copy(),
         label=label,
         label_probability=label_probability,
-        identified=identified,
+        first_time=table[:, 5].copy(),
+        tracks=active,
     )
 
 
 _track_id = operator.attrgetter("track_id")
-_NUMERIC_FIELDS = operator.attrgetter("track_id", "lat_deg", "lon_deg", "alt_m", "last_update_s")
+_NUMERIC_FIELDS = operator.attrgetter(
+    "track_id", "lat_deg", "lon_deg", "alt_m", "last_update_s", "first_time_s"
+)
 _STATUS = operator.attrgetter("status")
 _CLASSIFICATION = operator.attrgetter("classification")
 
