@@ -280,3 +280,37 @@ def test_new_object_must_be_tracked_a_while(make_track) -> None:  # type: ignore
     assert engine.evaluate(60.0, [make_track(42, 61.0, -150.0, 18_600.0, 60.0)]) == [], "a minute-old track"
     (alert,) = engine.evaluate(130.0, [make_track(42, 61.0, -150.0, 18_600.0, 130.0)])
     assert alert.rule == "new_unidentified"
+
+
+def test_simulated_episode_through_the_tracker() -> None:
+    """The demo episode: the silent balloon opens one incident; the APRS balloon and the airliners
+    (mostly ADS-B) open none for being new."""
+    from stratowatch.geo import haversine_m
+    from stratowatch.model import ObservationBatch
+    from stratowatch.sim import ScenarioConfig, generate_scenario
+    from stratowatch.tracking import Tracker
+
+    scenario = generate_scenario(
+        ScenarioConfig(duration_s=1500.0, n_aircraft=6, radar_report_every=3, second_balloon_delay_s=300.0)
+    )
+    tracker = Tracker(scenario.sensors)
+    fences = load_geofences(sample_sites_path())
+    engine = AlertEngine(fences, RulesConfig(border_sides=load_border_sides(sample_sites_path())))
+    alerts = []
+    next_s = -np.inf
+    for t, observations in scenario.scans:
+        table = tracker.step_batch(t, ObservationBatch.from_observations(observations, tracker.identities))
+        if t >= next_s:
+            alerts += engine.evaluate(t, tracker.to_tracks(table))
+            next_s = t + 60.0
+    new = [a for a in alerts if a.rule == "new_unidentified"]
+    assert len(new) == 1
+    balloon = next(x for x in scenario.targets if x.name == "balloon-1")
+    k = int(np.argmin(np.abs(balloon.time_s - new[0].time_s)))
+    miss_m = haversine_m(
+        balloon.lat_deg[k], balloon.lon_deg[k], new[0].details["lat_deg"], new[0].details["lon_deg"]
+    )
+    assert miss_m < 5000.0, "the alert is about balloon-1"
+    assert "balloon" in new[0].message
+    opened = [i for i in engine.book.incidents() if i.title.startswith("Unidentified high-altitude object")]
+    assert [i.incident_id for i in opened] == [new[0].incident_id]
