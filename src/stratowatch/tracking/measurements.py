@@ -186,7 +186,7 @@ def _ground2(
         z,
         R,
         ground,
-        3.0 * sh,
+        np.sqrt(_GATE3) * sh,
         batch.identity[idx],
         aux={"b2": b2},
         init_pos=init_pos,
@@ -314,7 +314,15 @@ _BUILDERS = {
 
 
 def _radius(cov: FloatArray) -> FloatArray:
-    return np.asarray(3.0 * np.sqrt(np.trace(cov, axis1=-2, axis2=-1)))
+    """A radius that a gated pair's detection-side distance cannot exceed: sqrt(gate) times the
+    square root of a bound on the largest eigenvalue (the largest absolute row sum)."""
+    lam = np.abs(cov).sum(axis=-1).max(axis=-1)
+    return np.asarray(np.sqrt(_GATE3) * np.sqrt(lam))
+
+
+#: chi-square 3-dof quantile of the default gate probability (0.9995); the radius only has to
+#: bound the gate, so the widest gate in use is what matters.
+_GATE3 = 20.0
 
 
 def predict_measurement(

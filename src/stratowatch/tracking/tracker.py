@@ -52,6 +52,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
+_CHUNK = 200_000  # (track, detection) pairs scored at once
+
 #: Sensor kinds that report only cooperative targets: their silence is no evidence of absence.
 COOPERATIVE_KINDS = frozenset({"adsb", "modes", "aprs", "radiosonde", "sonde", "wspr", "sighting", "partner"})
 
@@ -98,6 +100,7 @@ class TrackerConfig:
     p_detect: float = 0.9
     clutter_density_per_m3: float = 1e-15
     merge_d2: float = 3.0
+    max_pairs_per_track: int = 12
     alt_prior_m: tuple[float, float] = (15_000.0, 8_000.0)
     balloon_model: str = "balloon_drift"
 
@@ -355,18 +358,24 @@ class Tracker:
         xc, Pc = tr.combined()
         dt_ref = t_ref - tr.t_s
         p_ref = xc[:, :3] + xc[:, 3:] * dt_ref[:, None]
-        adt = np.abs(dt_ref)
+        # Radii from a bound that no gated pair can exceed: d2 = nu' S^-1 nu >= |nu|^2 / lmax(S)
+        # and lmax(S) <= lmax(P) + lmax(R), each bounded by its largest absolute row sum.
+        adt = np.abs(dt_ref)[:, None, None]
         qmax = max(m.q_h for m in self.models)
-        var = (
-            np.trace(Pc[:, :3, :3], axis1=1, axis2=2)
-            + np.trace(Pc[:, 3:, 3:], axis1=1, axis2=2) * adt * adt
-            + qmax * adt**3
+        p_pos = (
+            Pc[:, :3, :3]
+            + dt_ref[:, None, None] * (Pc[:, :3, 3:] + Pc[:, 3:, :3])
+            + adt * adt * Pc[:, 3:, 3:]
+            + (qmax * adt**3 / 3.0) * np.eye(3)
         )
+        lam_t = np.abs(p_pos).sum(axis=2).max(axis=1)
+        g = np.sqrt(gating.chi2_gate(cfg.gate_probability, 3))
         spread = float(np.max(np.abs(ms.time_s - t_ref)))
         speed = np.linalg.norm(xc[:, 3:], axis=1)
-        r_trk = 3.5 * np.sqrt(var) + (speed + 50.0) * spread
+        r_trk = g * np.sqrt(lam_t) + (speed + 50.0) * spread
         points = self.frame.ground(p_ref) if ms.family == "ground2" else p_ref
-        trk, row = gating.spatial_candidates(points, r_trk, ms.gate_point, ms.gate_radius)
+        det_r = ms.gate_radius * np.sqrt(max(g * g / 20.0, 1.0))  # built for a 3-dof gate of 20
+        trk, row = gating.spatial_candidates(points, r_trk, ms.gate_point, det_r)
         ftrk, frow = gating.identity_pairs(tr.identity, ms.identity)
         forced = np.zeros(trk.size, bool)
         if ftrk.size:
@@ -378,6 +387,27 @@ class Tracker:
             forced = np.isin(trk * len(ms) + row, fkey)
         ok = gating.identities_compatible(tr.identity[trk], ms.identity[row])
         trk, row, forced = trk[ok], row[ok], forced[ok]
+        # Score in bounded chunks so that a dense picture cannot blow memory up.
+        parts = [
+            self._gate_chunk(ms, trk[i : i + _CHUNK], row[i : i + _CHUNK], forced[i : i + _CHUNK])
+            for i in range(0, max(trk.size, 1), _CHUNK)
+        ]
+        trk, row, forced, d2, logdet = (np.concatenate(c) for c in zip(*parts, strict=True))
+        # A track with more candidates than it could ever tell apart keeps its best few.
+        if trk.size > cfg.max_pairs_per_track * max(len(np.unique(trk)), 1) * 0.5:
+            order = np.lexsort((np.where(forced, -1.0, d2), trk))
+            t_sorted = trk[order]
+            start = np.r_[True, t_sorted[1:] != t_sorted[:-1]]
+            first = np.maximum.accumulate(np.where(start, np.arange(order.size), 0))
+            best = order[(np.arange(order.size) - first) < cfg.max_pairs_per_track]
+            trk, row, forced, d2, logdet = trk[best], row[best], forced[best], d2[best], logdet[best]
+        return _Scored(ms, trk, row, forced, d2, logdet)
+
+    def _gate_chunk(
+        self, ms: MeasurementSet, trk: IntArray, row: IntArray, forced: BoolArray
+    ) -> tuple[IntArray, IntArray, BoolArray, FloatArray, FloatArray]:
+        tr = self.tracks
+        xc, Pc = tr.combined()
         dt = ms.time_s[row] - tr.t_s[trk]
         x_m, P_m = imm.predict_combined(
             xc[trk], Pc[trk], tr.mu[trk], dt, self._up(xc[trk, :3]), self.models, self._rates
@@ -395,9 +425,8 @@ class Tracker:
             d2, logdet = mahalanobis_logdet(np.ascontiguousarray(nu), np.ascontiguousarray(S))
         else:
             d2, logdet = np.empty(0), np.empty(0)
-        gate = gating.chi2_gate(cfg.gate_probability, ms.dim)
-        keep = (d2 < gate) | forced
-        return _Scored(ms, trk[keep], row[keep], forced[keep], d2[keep], logdet[keep])
+        keep = (d2 < gating.chi2_gate(self.config.gate_probability, ms.dim)) | forced
+        return trk[keep], row[keep], forced[keep], d2[keep], logdet[keep]
 
     def _associate_and_update(
         self, scored: list[_Scored], sub: ObservationBatch
