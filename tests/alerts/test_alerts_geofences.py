@@ -12,12 +12,14 @@ from stratowatch.alerts.geofences import (
     GeofenceError,
     GeofenceIndex,
     airfields_from_csv,
+    arrivals_payload,
     crossings,
     geofences_from_config,
     inside,
     load_border_sides,
     load_geofences,
     sample_sites_path,
+    to_regions,
 )
 from stratowatch.geo import destination, haversine_m
 from stratowatch.model import Geofence
@@ -294,3 +296,24 @@ def test_crossings_match_a_reference_on_random_steps() -> None:
     a, b = pts[seg], pts[seg + 1]
     side = (b[:, 1] - a[:, 1]) * (lat0[odd] - a[:, 0]) - (b[:, 0] - a[:, 0]) * (lon0[odd] - a[:, 1])
     assert np.array_equal(side > 0, got.left_to_right)
+
+
+def test_regions_and_arrivals_for_the_prediction_payload() -> None:
+    from stratowatch.prediction.regions import RegionArrival
+
+    gs = load_geofences(sample_sites_path())
+    regions = to_regions(gs)
+    assert [r.name for r in regions] == [g.geofence_id for g in gs if g.kind != "line"]
+    field = next(r for r in regions if r.name == "mt-malmstrom-missile-field")
+    assert field.contains([47.1, 49.5], [-109.6, -110.0]).tolist() == [True, False]
+    payload = arrivals_payload(
+        [
+            RegionArrival("mt-malmstrom-afb", 0.4, 20, 1000.0, 1500.0),
+            RegionArrival("nd-minot-afb", 0.0, 0, float("nan"), float("nan")),
+        ]
+    )
+    assert payload == [
+        {"geofence_id": "mt-malmstrom-afb", "probability": 0.4, "earliest_s": 1000.0, "median_s": 1500.0},
+        {"geofence_id": "nd-minot-afb", "probability": 0.0, "earliest_s": None, "median_s": None},
+    ]
+    json.dumps(payload, allow_nan=False)

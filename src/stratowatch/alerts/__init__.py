@@ -12,12 +12,14 @@ from stratowatch.alerts.geofences import (
     GeofenceError,
     GeofenceIndex,
     airfields_from_csv,
+    arrivals_payload,
     crossings,
     geofences_from_config,
     inside,
     load_border_sides,
     load_geofences,
     sample_sites_path,
+    to_regions,
 )
 from stratowatch.alerts.incidents import IncidentBook, IncidentStateError, UnknownIdError
 from stratowatch.alerts.notify import (
@@ -44,6 +46,7 @@ __all__ = [
     "UnknownIdError",
     "WebhookNotifier",
     "airfields_from_csv",
+    "arrivals_payload",
     "crossings",
     "geofences_from_config",
     "inside",
@@ -52,4 +55,5 @@ __all__ = [
     "notifiers_from_config",
     "sample_sites_path",
     "shared_border",
+    "to_regions",
 ]

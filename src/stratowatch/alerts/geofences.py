@@ -28,13 +28,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from stratowatch.geo import haversine_m
 from stratowatch.model import Geofence
+
+if TYPE_CHECKING:
+    from stratowatch.prediction.regions import Region, RegionArrival
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -49,12 +52,14 @@ __all__ = [
     "GeofenceError",
     "GeofenceIndex",
     "airfields_from_csv",
+    "arrivals_payload",
     "crossings",
     "geofences_from_config",
     "inside",
     "load_border_sides",
     "load_geofences",
     "sample_sites_path",
+    "to_regions",
 ]
 
 
@@ -661,3 +666,35 @@ def crossings(
     """Line crossings of steps (see :meth:`GeofenceIndex.crossings`)."""
     index = geofences if isinstance(geofences, GeofenceIndex) else GeofenceIndex(geofences)
     return index.crossings(lat0_deg, lon0_deg, lat1_deg, lon1_deg)
+
+
+def to_regions(geofences: Iterable[Geofence]) -> list[Region]:
+    """Circles and polygons as prediction regions named by geofence id, for
+    :func:`stratowatch.prediction.region_arrival` (lines are skipped: nothing arrives in a line)."""
+    from stratowatch.prediction.regions import Region
+
+    out = []
+    for g in geofences:
+        if g.kind == "circle":
+            lat, lon = g.coordinates[0]
+            out.append(Region.circle(g.geofence_id, lat, lon, g.radius_m))
+        elif g.kind == "polygon":
+            out.append(
+                Region.polygon(g.geofence_id, [c[0] for c in g.coordinates], [c[1] for c in g.coordinates])
+            )
+    return out
+
+
+def arrivals_payload(arrivals: Iterable[RegionArrival]) -> list[dict[str, Any]]:
+    """Region arrivals (regions named by geofence id) as the prediction payload's ``"arrivals"``
+    list the alert rules read: ``{"geofence_id", "probability", "earliest_s", "median_s"}``
+    (times ``None`` when no member arrives)."""
+    return [
+        {
+            "geofence_id": a.name,
+            "probability": float(a.probability),
+            "earliest_s": float(a.earliest_time_s) if math.isfinite(a.earliest_time_s) else None,
+            "median_s": float(a.median_time_s) if math.isfinite(a.median_time_s) else None,
+        }
+        for a in arrivals
+    ]
