@@ -30,24 +30,48 @@ def sqlalchemy_url(store_url: str) -> str:
     return store_url.split("?", 1)[0]
 
 
-def _run(sqlalchemy_url: str, verb: str, revision: str) -> None:
+def _run(
+    sqlalchemy_url: str,
+    verb: str,
+    revision: str,
+    dbapi_connection: object | None = None,
+    begin: str | None = None,
+) -> None:
     import sqlalchemy
     from alembic import command
 
     cfg = alembic_config()
-    engine = sqlalchemy.create_engine(sqlalchemy_url, poolclass=sqlalchemy.pool.NullPool)
+    if dbapi_connection is None:
+        engine = sqlalchemy.create_engine(sqlalchemy_url, poolclass=sqlalchemy.pool.NullPool)
+    else:  # the caller's connection, inside the caller's transaction (committed by engine.begin)
+        engine = sqlalchemy.create_engine(
+            sqlalchemy_url, creator=lambda: dbapi_connection, poolclass=sqlalchemy.pool.StaticPool
+        )
     try:
         with engine.begin() as conn:
+            if begin:  # after SQLAlchemy's first-connect queries, which end with a ROLLBACK
+                conn.exec_driver_sql(begin)
             cfg.attributes["connection"] = conn  # type: ignore[attr-defined]
             getattr(command, verb)(cfg, revision)
     finally:
-        engine.dispose()
+        if dbapi_connection is None:
+            engine.dispose()
     logger.info("store schema: %s to revision %s", verb, revision)
 
 
-def upgrade(sqlalchemy_url: str, revision: str = "head") -> None:
-    """Bring the database at ``sqlalchemy_url`` up to ``revision`` in one transaction."""
-    _run(sqlalchemy_url, "upgrade", revision)
+def upgrade(
+    sqlalchemy_url: str,
+    revision: str = "head",
+    dbapi_connection: object | None = None,
+    begin: str | None = None,
+) -> None:
+    """Bring the database at ``sqlalchemy_url`` up to ``revision`` in one transaction.
+
+    The driver Python ships for SQLite opens no transaction for DDL: the SQLite store passes its
+    own connection (autocommit mode) and ``begin="BEGIN IMMEDIATE"``, so that the whole upgrade
+    is one transaction and a second process opening the same new file waits, then finds it done.
+    """
+    _run(sqlalchemy_url, "upgrade", revision, dbapi_connection, begin)
 
 
 def downgrade(sqlalchemy_url: str, revision: str) -> None:

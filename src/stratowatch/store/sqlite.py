@@ -70,20 +70,28 @@ class SqliteStore(SqlStore):
             raise
         self._start_writer(conn)
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
+    def _revision(self, conn: sqlite3.Connection) -> str | None:
         try:
-            row = conn.execute(
-                "SELECT version_num FROM alembic_version"
-                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone()
-                else "SELECT NULL"
-            ).fetchone()
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot open database: {e}") from None
-        if row is not None and row[0] == _migrate.HEAD_REVISION:
+        return None if row is None else str(row[0])
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        if self._revision(conn) == _migrate.HEAD_REVISION:
             return
         try:
-            _migrate.upgrade(f"sqlite:///{self.path.resolve()}")
+            # One migrator at a time: the others wait for the write lock, then Alembic finds head.
+            _migrate.upgrade(
+                f"sqlite:///{self.path.resolve()}", dbapi_connection=conn, begin="BEGIN IMMEDIATE"
+            )
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except Exception as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(
                 f"{self.path}: cannot bring the schema to revision {_migrate.HEAD_REVISION}: {e}"
             ) from None
