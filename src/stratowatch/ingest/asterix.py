@@ -524,13 +524,18 @@ class AsterixReader:
         self.decoder_timeout_s = decoder_timeout_s
 
     def read(self, stream: IO[bytes], ctx: ReadContext, sink: Sink) -> IngestStats:
-        data = stream.read()
+        """Read a capture whole, or a raw block stream incrementally: complete data blocks are
+        decoded as they arrive (a live TCP feed emits at once), a block split across reads waits
+        for its tail, and whatever is left at the end of the stream is framed (and quarantined
+        if it cannot be)."""
         out = Emitter(sink, ctx.source)
         anchor = TimeAnchor(ctx.date_utc)
         worker = DecoderWorker(self.decoder_timeout_s)
-        session = _Session(self.registry, out, anchor, worker, data)
         try:
-            if is_capture(data[:4]):
+            head = _read_some(stream)
+            if is_capture(head[:4]):
+                data = head + stream.read()
+                session = _Session(self.registry, out, anchor, worker, data)
                 for pkt in iter_packets(data):
                     if pkt.payload is None:
                         if pkt.problem.startswith("truncated pcap") or pkt.problem.startswith("bad pcapng"):
@@ -539,12 +544,47 @@ class AsterixReader:
                             out.message("pcap_packet_not_asterix_udp")
                         continue
                     session.feed(pkt.payload, pkt.time_s, pkt.index)
+                session.flush()
             else:
-                session.feed(data, math.nan, None)
-            session.flush()
+                session = _Session(self.registry, out, anchor, worker, b"")
+                buf, base = head, 0
+                while True:
+                    cut = _complete_prefix(buf)
+                    if cut:
+                        session.feed(buf[:cut], math.nan, None, base=base)
+                        session.flush()
+                        buf, base = buf[cut:], base + cut
+                    more = _read_some(stream)
+                    if not more:
+                        break
+                    buf += more
+                if buf:
+                    session.feed(buf, math.nan, None, base=base)
+                session.flush()
         finally:
             worker.close()
         return out.stats
+
+
+def _read_some(stream: IO[bytes], size: int = 1 << 16) -> bytes:
+    """What the stream has now (at least one byte unless at its end)."""
+    read1 = getattr(stream, "read1", None)
+    data = read1(size) if read1 is not None else stream.read(size)
+    return bytes(data or b"")
+
+
+def _complete_prefix(buf: bytes) -> int:
+    """Length of the longest prefix made of whole data blocks (by their LEN fields). A header
+    that cannot be a block ends the walk there, so the framer can resynchronise on it."""
+    p, n = 0, len(buf)
+    while p + 3 <= n:
+        size = (buf[p + 1] << 8) | buf[p + 2]
+        if size < 4:
+            return n  # garbage: let the framer quarantine and resynchronise
+        if p + size > n:
+            break
+        p += size
+    return p
 
 
 class _Session:
@@ -562,13 +602,15 @@ class _Session:
         self.out = out
         self.anchor = anchor
         self.worker = worker
-        self._pending: list[tuple[bytes, int, int, float, int]] = []  # buffer, start, end, pkt time, position
+        # buffer, start, end, packet time, position cited, byte offset of the block in the stream
+        self._pending: list[tuple[bytes, int, int, float, int, int]] = []
 
-    def feed(self, buf: bytes, packet_time_s: float, packet_index: int | None) -> None:
+    def feed(self, buf: bytes, packet_time_s: float, packet_index: int | None, base: int = 0) -> None:
+        """Frame and decode ``buf``; ``base`` is its byte offset in the stream (for citations)."""
         for cat, start, end in frame_blocks(buf):
-            pos = packet_index if packet_index is not None else start
+            pos = packet_index if packet_index is not None else base + start
             if cat == 48:
-                self._pending.append((buf, start, end, packet_time_s, pos))
+                self._pending.append((buf, start, end, packet_time_s, pos, base + start))
                 continue
             self.flush()
             raw = buf[start:end]
@@ -585,14 +627,14 @@ class _Session:
             return
         pending, self._pending = self._pending, []
         # Concatenate the pending payloads into one buffer for the kernel.
-        pieces = [buf[s:e] for buf, s, e, _, _ in pending]
+        pieces = [buf[s:e] for buf, s, e, _, _, _ in pending]
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         data = b"".join(pieces)
         recs = decode_cat048(data, offsets + 3, offsets + lengths)
-        blocks_time = np.array([t for _, _, _, t, _ in pending], dtype=np.float64)
-        blocks_pos = np.array([pos for _, _, _, _, pos in pending], dtype=np.int64)
-        blocks_file_start = np.array([s for _, s, _, _, _ in pending], dtype=np.int64)
+        blocks_time = np.array([t for _, _, _, t, _, _ in pending], dtype=np.float64)
+        blocks_pos = np.array([pos for _, _, _, _, pos, _ in pending], dtype=np.int64)
+        blocks_file_start = np.array([f for _, _, _, _, _, f in pending], dtype=np.int64)
         pkt_time = blocks_time[recs.block]
         # Raw files cite the record's byte offset in the file; captures cite the packet number.
         in_file = blocks_file_start[recs.block] + (recs.start - offsets[recs.block])
