@@ -314,3 +314,21 @@ def test_simulated_episode_through_the_tracker() -> None:
     assert "balloon" in new[0].message
     opened = [i for i in engine.book.incidents() if i.title.startswith("Unidentified high-altitude object")]
     assert [i.incident_id for i in opened] == [new[0].incident_id]
+
+
+def test_prune_forgets_old_resolved_incidents_of_gone_tracks(make_track) -> None:  # type: ignore[no-untyped-def]
+    engine = AlertEngine([SITE], RulesConfig(new_object_min_age_s=0.0))
+    engine.evaluate(
+        0.0, [make_track(1, 47.5, -111.2, 18_000.0, 0.0), make_track(2, 60.0, -150.0, 18_000.0, 0.0)]
+    )
+    assert len(engine.book.incidents()) == 2
+    engine.resolve("INC-0001", "op", 10.0)
+    engine.resolve("INC-0002", "op", 10.0)
+    engine.evaluate(20.0, [make_track(2, 60.0, -150.0, 18_000.0, 20.0)])  # track 1 is gone
+    assert engine.prune(5.0) == 0, "nothing is old enough"
+    assert engine.prune(100.0) == 3  # INC-0001 and the records of its two alerts
+    assert not engine.book.was_notified("geofence_enter:1:site")
+    assert engine.book.was_notified("new_unidentified:2")
+    assert [i.incident_id for i in engine.book.incidents()] == ["INC-0002"], "track 2 is still held"
+    assert engine.evaluate(30.0, [make_track(2, 60.0, -150.0, 18_000.0, 30.0)]) == [], "not announced again"
+    assert engine.book.open(40.0, "next").incident_id == "INC-0003", "ids are never reused"

@@ -151,6 +151,11 @@ class AlertEngine:
     def resolve(self, incident_id: str, who: str, time_s: float | None = None, note: str = "") -> Incident:
         return self.book.resolve(incident_id, who, self.clock() if time_s is None else time_s, note)
 
+    def prune(self, before_s: float) -> int:
+        """Drop resolved incidents and de-duplication records older than ``before_s`` about
+        tracks no longer held (see :meth:`IncidentBook.prune`)."""
+        return self.book.prune(before_s, set(self._ids.tolist()))
+
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(

@@ -64,6 +64,7 @@ def fingerprint(alert: Alert) -> dict[str, Any]:
         "entry_s": float(entry) if isinstance(entry, int | float) else None,
         "geofences": sorted(str(g) for g in gids),
         "rearmed": False,
+        "track_id": alert.track_id,
     }
 
 
@@ -278,6 +279,40 @@ class IncidentBook:
                 if self._active_by_track.get(t) == inc.incident_id:
                     del self._active_by_track[t]
         return inc
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(self, before_s: float, keep_track_ids: set[int] | frozenset[int] = frozenset()) -> int:
+        """Forget what no longer matters, so a long-running book stays small: resolved incidents
+        last changed before ``before_s`` (with their alerts), and de-duplication records older
+        than that. Nothing about a track in ``keep_track_ids`` (still tracked) is forgotten, so
+        it is not announced again. Returns how many entries were dropped."""
+        dropped = 0
+        for incident_id, inc in list(self._incidents.items()):
+            if (
+                inc.status != "resolved"
+                or inc.updated_s >= before_s
+                or keep_track_ids.intersection(inc.track_ids)
+            ):
+                continue
+            del self._incidents[incident_id]
+            self._opened_by.pop(incident_id, None)
+            for alert_id in inc.alert_ids:
+                self._alerts.pop(alert_id, None)
+            dropped += 1
+        for alert_id, alert in list(self._alerts.items()):
+            if alert.incident_id is None and alert.time_s < before_s and alert.track_id not in keep_track_ids:
+                del self._alerts[alert_id]
+                dropped += 1
+        for alert_id, fp in list(self._notified.items()):
+            if (
+                fp["time_s"] < before_s
+                and fp.get("track_id") not in keep_track_ids
+                and alert_id not in self._alerts
+            ):
+                del self._notified[alert_id]
+                dropped += 1
+        return dropped
 
     # ------------------------------------------------------------------ persistence
 
