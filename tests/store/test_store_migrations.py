@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from stratowatch.model import MeasurementKind, Observation, Track, TrackStatus
 from stratowatch.store import _migrate, open_store
 
@@ -47,3 +50,19 @@ def test_down_to_the_baseline_and_up_again_keeps_observations(fresh_url: str) ->
         assert [o.time_s for o in store.observations(bbox=box)] == [1.0, 2.0, 3.0]
         store.write_track_states([_track(4.0)])
         assert [t.time_s for t in store.history_in_box(0.0, 10.0, box)] == [4.0]
+
+
+def test_processes_opening_a_new_database_together_all_succeed(fresh_url: str) -> None:
+    code = (
+        "import sys; from stratowatch.store import open_store\n"
+        "s = open_store(sys.argv[1]); print(s.count('tracks')); s.close()"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, fresh_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err.decode()[-500:] for _, err in results]
+    assert [out.strip() for out, _ in results] == [b"0"] * 4

@@ -157,23 +157,3 @@ def test_head_revision_is_alembics_head() -> None:
 
     script = ScriptDirectory.from_config(_migrate.alembic_config())  # type: ignore[arg-type]
     assert script.get_heads() == [_migrate.HEAD_REVISION]
-
-
-def test_processes_opening_a_new_file_together_all_succeed(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    path = tmp_path / "shared.db"
-    code = (
-        "import sys; from stratowatch.store import open_store\n"
-        "s = open_store(sys.argv[1]); print(s.count('tracks')); s.close()"
-    )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for _ in range(4)
-    ]
-    results = [p.communicate(timeout=60) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [err.decode()[-500:] for _, err in results]
-    assert [out.strip() for out, _ in results] == [b"0"] * 4
