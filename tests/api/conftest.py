@@ -40,5 +40,5 @@ def picture(store: Any) -> Picture:
 
 @pytest.fixture
 def client(pipeline: FakePipeline) -> Iterator[TestClient]:
-    with TestClient(create_app(pipeline, heartbeat_s=0.2)) as c:
+    with TestClient(create_app(pipeline, heartbeat_s=0.2, picture_ttl_s=0.0, freeze_gc=False)) as c:
         yield c

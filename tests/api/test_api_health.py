@@ -37,7 +37,7 @@ class BrokenPipeline:
 def test_health_degraded_when_the_store_fails() -> None:
     from stratowatch.api import create_app
 
-    with TestClient(create_app(BrokenPipeline())) as c:
+    with TestClient(create_app(BrokenPipeline(), freeze_gc=False)) as c:
         r = c.get("/health")
     assert r.status_code == 503 and r.json()["status"] == "degraded"
 

@@ -27,12 +27,12 @@ MAX_LIMIT = 1000
 COUNT_CAP = 100_000
 
 
-def get_pipeline(request: Request) -> Any:
+async def get_pipeline(request: Request) -> Any:
     """The running pipeline (duck-typed: ``.store``, ``.bus``, ``.acknowledge``, ``.resolve``)."""
     return request.app.state.pipeline
 
 
-def get_store(request: Request) -> Any:
+async def get_store(request: Request) -> Any:
     return request.app.state.pipeline.store
 
 
@@ -42,12 +42,12 @@ async def call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 
 
 async def call_pipeline(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a pipeline method that may be a coroutine function or a plain one (run on the loop's
-    thread, where the pipeline task lives, so it needs no locking)."""
-    result = fn(*args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+    """Call a pipeline method: awaited when it is a coroutine function, else in the threadpool
+    (the pipeline serialises its own steps and operator actions with a lock, which may be held
+    for a whole step: the event loop must not wait on it)."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class Paging:
     offset: int
 
 
-def paging(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")] = 100,
     offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
 ) -> Paging:

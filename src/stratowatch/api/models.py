@@ -204,6 +204,11 @@ class PredictionOut(BaseModel):
 
     track_id: int
     time_s: float | None
+    hours: float | None = Field(default=None, description="Prediction horizon (h).")
+    members: int | None = Field(default=None, description="Ensemble members.")
+    source: str | None = Field(default=None, description="The wind field used.")
+    notes: list[str] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="Why the prediction failed, when it did.")
     arrivals: list[RegionArrivalOut]
     geojson: dict[str, Any] = Field(description="FeatureCollection: cones, median and deterministic paths.")
 

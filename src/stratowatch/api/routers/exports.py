@@ -14,6 +14,7 @@ from stratowatch.api.errors import not_found
 from stratowatch.api.models import ErrorBody
 from stratowatch.api.routers.predictions import load_prediction
 from stratowatch.api.routers.tracks import track_filters
+from stratowatch.model import TrackStatus
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 
@@ -48,7 +49,10 @@ async def export_tracks(
     past states too (GeoJSON/KML lines, animated CZML, one CSV row per state)."""
 
     def load() -> tuple[list[Any], dict[int, list[Any]]]:
-        tracks = list(store.tracks(**filters, limit=limit, offset=0))
+        tracks = list(store.tracks(**filters, limit=None))
+        if filters["status"] is None:  # as /api/v1/tracks: the live ones unless ended are asked for
+            tracks = [t for t in tracks if t.status != TrackStatus.ENDED]
+        tracks = tracks[:limit]
         histories = {t.track_id: list(store.track_history(t.track_id)) for t in tracks} if history else {}
         return tracks, histories
 

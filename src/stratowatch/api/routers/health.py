@@ -36,21 +36,18 @@ def _counts(store: Any) -> tuple[dict[str, int], list[str]]:
 
 
 def _pipeline_info(pipeline: Any) -> dict[str, Any]:
-    """The pipeline's own health numbers (``health()`` or ``stats()``), when it offers them."""
-    for name in ("health", "stats"):
-        fn = getattr(pipeline, name, None)
-        if callable(fn):
-            info = fn()
-            if isinstance(info, Mapping):
-                return dict(info)
-    return {}
+    """The pipeline's own health numbers (``health()``), when it offers them; its ``"counters"``
+    entry maps Prometheus counter names to (help, value)."""
+    fn = getattr(pipeline, "health", None)
+    info = fn() if callable(fn) else None
+    return dict(info) if isinstance(info, Mapping) else {}
 
 
 @router.get("/health", response_model=HealthOut, summary="Service health")
 async def health(request: Request, pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONResponse:
     """``ok`` while the store answers; ``degraded`` (HTTP 503) when it does not."""
     counts, failed = await call(_counts, pipeline.store)
-    info = _pipeline_info(pipeline)
+    info = await call(_pipeline_info, pipeline)
     degraded = bool(failed) or info.get("ok") is False
     body = {
         "status": "degraded" if degraded else "ok",
@@ -85,7 +82,11 @@ async def metrics(request: Request, pipeline: Annotated[Any, Depends(get_pipelin
             float(state.stream_dropped),
         )
     }
-    for key, value in _pipeline_info(pipeline).items():
+    info = await call(_pipeline_info, pipeline)
+    for name, entry in dict(info.pop("counters", None) or {}).items():
+        help_text, value = entry
+        counters[str(name)] = (str(help_text), float(value))
+    for key, value in info.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             name = "stratowatch_pipeline_" + "".join(c if c.isalnum() else "_" for c in str(key))
             gauges[name] = (f"Pipeline figure '{key}'.", float(value))

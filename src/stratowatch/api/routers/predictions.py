@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from stratowatch.api.convert import prediction_parts
+from stratowatch.api.convert import json_safe, prediction_parts
 from stratowatch.api.deps import call, get_store
 from stratowatch.api.errors import not_found
 from stratowatch.api.models import ErrorBody, PredictionOut, RegionArrivalOut
@@ -32,8 +32,16 @@ async def load_prediction(
 @router.get("/predictions/{track_id}", response_model=PredictionOut, responses=_404, summary="A prediction")
 async def get_prediction(track_id: int, store: Annotated[Any, Depends(get_store)]) -> JSONResponse:
     """The latest prediction of the track: GeoJSON cones and paths, and arrival per geofence."""
-    time_s, geojson, arrivals = await load_prediction(store, track_id)
-    return JSONResponse({"track_id": track_id, "time_s": time_s, "arrivals": arrivals, "geojson": geojson})
+    payload = await call(store.prediction, track_id)
+    if payload is None:
+        raise not_found("prediction for track", track_id)
+    time_s, geojson, arrivals = prediction_parts(payload)
+    body: dict[str, Any] = {"track_id": track_id, "time_s": time_s, "arrivals": arrivals, "geojson": geojson}
+    for key in ("hours", "members", "source", "error"):
+        if payload.get(key) is not None:
+            body[key] = json_safe(payload[key])
+    body["notes"] = [str(n) for n in payload.get("notes") or []]
+    return JSONResponse(body)
 
 
 @router.get("/predictions/{track_id}/paths", responses=_404, summary="Predicted paths (GeoJSON)")

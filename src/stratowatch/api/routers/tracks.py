@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from stratowatch.api.convert import track_json
 from stratowatch.api.deps import Paging, call, fetch_page, get_store, page, paging, parse_bbox
 from stratowatch.api.errors import invalid_parameter, not_found
 from stratowatch.api.models import ErrorBody, Page, TrackOut
+from stratowatch.api.picture import page_bytes
 
 router = APIRouter(prefix="/api/v1", tags=["tracks"])
 
@@ -20,7 +21,7 @@ ClassParam = Literal["balloon", "aircraft", "unknown"]
 BBOX_HELP = "Box 'min_lat,min_lon,max_lat,max_lon' in degrees."
 
 
-def track_filters(
+async def track_filters(
     status: Annotated[StatusParam | None, Query(description="Track status.")] = None,
     cls: Annotated[ClassParam | None, Query(alias="class", description="Object class.")] = None,
     min_alt_m: Annotated[float | None, Query(description="Lowest altitude (m).")] = None,
@@ -55,13 +56,24 @@ def track_filters(
 _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such track."}}
 
 
-@router.get("/tracks", response_model=Page[TrackOut], summary="Current tracks")
+@router.get("/tracks", response_model=Page[TrackOut], summary="Live tracks")
 async def list_tracks(
+    request: Request,
     filters: Annotated[dict[str, Any], Depends(track_filters)],
     paging: Annotated[Paging, Depends(paging)],
     store: Annotated[Any, Depends(get_store)],
-) -> JSONResponse:
-    """The current state of every track matching the filters, newest picture first."""
+) -> Response:
+    """The live tracks matching the filters, by track id; ``status=ended`` lists the ended ones.
+
+    Live tracks come from the API's in-memory picture (updated by every pipeline step), ended
+    ones from the store."""
+    if filters["status"] != "ended":
+        encoded, total = await request.app.state.picture.query(
+            **filters, limit=paging.limit, offset=paging.offset
+        )
+        return Response(
+            page_bytes(encoded, total, paging.limit, paging.offset), media_type="application/json"
+        )
 
     def fetch(limit: int, offset: int) -> list[Any]:
         return list(store.tracks(**filters, limit=limit, offset=offset))
