@@ -1,0 +1,282 @@
+"""Settings of the live service: one TOML file plus ``STRATOWATCH_`` environment variables.
+
+Environment variables override the file; nested keys use ``__``
+(``STRATOWATCH_API__PORT=9000``, ``STRATOWATCH_STORE_URL=postgresql://...``). Relative file paths
+in the file are relative to the file's directory. :func:`load_settings` checks everything at
+start-up (types, ranges, that named files exist, that source formats are known readers) and
+raises :class:`ConfigError` naming the key (``sources[0].port: ...``).
+
+A complete example with every section: ``examples/stratowatch.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "STRATOWATCH_"
+
+
+class ConfigError(ValueError):
+    """A wrong or missing setting; the message names the file (when any) and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class SensorSettings(_Section):
+    """``registry``: a sensor registry TOML file (``[[sensor]]`` tables, see
+    :mod:`stratowatch.ingest.registry`); ``sensor``: the same tables inline."""
+
+    registry: str | None = None
+    sensor: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SourceSettings(_Section):
+    """One live feed: ``kind`` tcp | udp | http | mqtt | file (a file replayed at ``speed``)."""
+
+    name: str
+    kind: Literal["tcp", "udp", "http", "mqtt", "file"]
+    format: str
+    sensor_id: str = "default"
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
+    url: str | None = None
+    topic: str | None = None
+    path: str | None = None
+    period_s: float = Field(default=1.0, gt=0)
+    speed: float = Field(default=0.0, ge=0)  # file sources: x real time (0: as fast as possible)
+    date_utc: str | None = None  # formats with a time of day only (SBS, ASTERIX)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _needs(self) -> SourceSettings:
+        need = {"tcp": "port", "udp": "port", "http": "url", "mqtt": "topic", "file": "path"}[self.kind]
+        if getattr(self, need) is None:
+            raise ValueError(f"a {self.kind} source needs '{need}'")
+        if self.kind == "mqtt" and self.port is None:
+            object.__setattr__(self, "port", 1883)
+        return self
+
+
+class PartnerSettings(_Section):
+    id: str
+    name: str = ""
+    releasable_to: list[str] = Field(default_factory=lambda: ["PUBLIC"])
+
+
+class GeofenceSettings(_Section):
+    files: list[str] = Field(default_factory=list)  # GeoJSON
+    zones: list[dict[str, Any]] = Field(default_factory=list)  # inline tables
+    sample_sites: bool = True  # the package's sample of sensitive sites
+
+
+class AlertSettings(_Section):
+    predicted_entry_hours: float = Field(default=24.0, gt=0)
+    predicted_entry_probability: float = Field(default=0.3, gt=0, le=1)
+    new_object_min_alt_m: float = 15_000.0
+    lost_after_s: float = Field(default=600.0, gt=0)
+    border_geofence_ids: list[str] = Field(default_factory=list)
+    webhook_url: str | None = None
+    mqtt_host: str | None = None
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_topic: str = "stratowatch/alerts"
+
+
+class WindSettings(_Section):
+    """``files``: GRIB2/NetCDF wind files (merged in time). ``analytic``: with no files, use the
+    analytic field (demos, tests). ``steady``: use the first time of the field at any time (a
+    field whose valid time differs from the data's)."""
+
+    files: list[str] = Field(default_factory=list)
+    analytic: bool = False
+    steady: bool = False
+
+
+class PredictionSettings(_Section):
+    enabled: bool = True
+    hours: float = Field(default=24.0, gt=0, le=240)
+    members: int = Field(default=50, ge=1, le=5000)
+    every_s: float = Field(default=600.0, gt=0)  # refresh period per track (data time)
+    moved_m: float = Field(default=20_000.0, gt=0)  # refresh when the track is this far from the last start
+    workers: int = Field(default=1, ge=1, le=64)
+    classes: tuple[Literal["balloon", "unknown", "aircraft"], ...] = ("balloon", "unknown")
+
+
+class PipelineSettings(_Section):
+    step_s: float = Field(default=1.0, gt=0)  # live ingest: one pipeline step per this many seconds
+    state_every_steps: int = Field(default=10, ge=1)  # tracker snapshot period (and after each batch)
+    max_batch: int = Field(default=50_000, ge=1)  # most observations in one step
+    classify_with_winds: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything the service reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    store_url: str = "sqlite:///stratowatch.db"
+    bus_url: str = "memory://"
+    api: ApiSettings = ApiSettings()
+    sensors: SensorSettings = SensorSettings()
+    sources: list[SourceSettings] = Field(default_factory=list)
+    partners: list[PartnerSettings] = Field(default_factory=list)
+    geofences: GeofenceSettings = GeofenceSettings()
+    alerts: AlertSettings = AlertSettings()
+    winds: WindSettings = WindSettings()
+    predictions: PredictionSettings = PredictionSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    base_dir: str = "."  # where relative paths are resolved (the config file's directory)
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        if not (v.startswith("sqlite:///") or v.startswith(("postgresql://", "postgres://"))):
+            raise ValueError("must be sqlite:///path.db or postgresql://user@host:port/db")
+        return v
+
+    @field_validator("bus_url")
+    @classmethod
+    def _bus_url(cls, v: str) -> str:
+        if v.split("://", 1)[0] not in ("memory", "inprocess"):
+            raise ValueError("only the in-process bus ('memory://') is available")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the environment overrides the file
+
+    def path(self, p: str) -> Path:
+        """A configured file path, resolved against ``base_dir``."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else Path(self.base_dir) / q
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _explain(exc: ValidationError, where: str) -> ConfigError:
+    err = exc.errors()[0]
+    key = _key(tuple(err["loc"]))
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    elif err["type"] == "missing":
+        msg = "required setting is missing"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return ConfigError(f"{where}{key}: {msg}{more}")
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_files: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Read the TOML file (optional), apply ``STRATOWATCH_*`` variables and ``overrides``, check.
+
+    ``env`` replaces ``os.environ`` (tests). Raises :class:`ConfigError` naming the key.
+    """
+    doc: dict[str, Any] = {}
+    where = ""
+    if path is not None:
+        p = Path(path)
+        where = f"{p}: "
+        try:
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        doc.setdefault("base_dir", str(p.resolve().parent))
+    doc.update(overrides)
+    saved = None
+    if env is not None:  # pydantic-settings reads os.environ: swap in the given mapping
+        saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        for k in saved:
+            del os.environ[k]
+        os.environ.update({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    try:
+        settings = Settings(**doc)
+    except ValidationError as exc:
+        raise _explain(exc, where) from None
+    finally:
+        if saved is not None:
+            for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+                del os.environ[k]
+            os.environ.update(saved)
+    if check_files:
+        check(settings, where)
+    return settings
+
+
+def check(settings: Settings, where: str = "") -> None:
+    """Start-up checks beyond types: named files exist, formats are known, ids are unique."""
+    from stratowatch.ingest.base import reader_names
+
+    def exists(key: str, p: str) -> None:
+        if not settings.path(p).is_file():
+            raise ConfigError(f"{where}{key}: file not found: {settings.path(p)}")
+
+    if settings.sensors.registry:
+        exists("sensors.registry", settings.sensors.registry)
+    for i, f in enumerate(settings.geofences.files):
+        exists(f"geofences.files[{i}]", f)
+    for i, f in enumerate(settings.winds.files):
+        exists(f"winds.files[{i}]", f)
+    known = set(reader_names())
+    names: set[str] = set()
+    for i, s in enumerate(settings.sources):
+        if s.format not in known:
+            raise ConfigError(
+                f"{where}sources[{i}].format: unknown format {s.format!r} (one of {', '.join(sorted(known))})"
+            )
+        if s.name in names:
+            raise ConfigError(f"{where}sources[{i}].name: duplicate source name {s.name!r}")
+        names.add(s.name)
+        if s.kind == "file" and s.path:
+            exists(f"sources[{i}].path", s.path)
+        if s.date_utc is not None:
+            from datetime import date
+
+            try:
+                date.fromisoformat(s.date_utc)
+            except ValueError:
+                raise ConfigError(f"{where}sources[{i}].date_utc: not a YYYY-MM-DD date") from None
+    ids = [p.id for p in settings.partners]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{where}partners: duplicate partner id")
+    if not math.isfinite(settings.alerts.new_object_min_alt_m):
+        raise ConfigError(f"{where}alerts.new_object_min_alt_m: not a finite number")
