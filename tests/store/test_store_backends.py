@@ -195,6 +195,8 @@ def test_track_states_current_history_and_filters(store: Store) -> None:
     assert [t.track_id for t in store.tracks(cls="unknown")] == [3]  # unclassified counts as unknown
     assert [t.track_id for t in store.tracks(min_alt_m=10_000.0, max_alt_m=15_000.0)] == [2]
     assert [t.track_id for t in store.tracks(bbox=(44.0, -111.0, 48.0, -99.0))] == [1, 2]
+    assert store.tracks(bbox=(44.95, -110.05, 45.05, -109.95)) == []  # track 1 moved on from there
+    assert [t.track_id for t in store.tracks(bbox=(45.05, -110.15, 45.15, -110.05))] == [1]
     assert [t.track_id for t in store.tracks(since_s=120.0)] == [1, 3]
     assert [t.track_id for t in store.tracks(identity_regex="^aprs:")] == [1, 2]  # any identity
     assert [t.track_id for t in store.tracks(identity_regex="406B9")] == [2]
