@@ -111,6 +111,7 @@ def analytic_field(
         v_mps=np.ascontiguousarray(np.broadcast_to(v, shape), dtype=np.float64),
         height_m=np.ascontiguousarray(np.broadcast_to(heights[None, :, None, None], shape)),
         global_lon=True,
+        heights_geopotential=True,
         temperature_k=np.ascontiguousarray(
             np.broadcast_to(isa_temperature_k(heights)[None, :, None, None], shape)
         ),

@@ -46,6 +46,10 @@ class WindGrid:
     v_mps: FloatArray
     height_m: FloatArray
     global_lon: bool = False
+    #: True when ``height_m`` holds geopotential metres (model and sounding heights); the
+    #: kernels then convert them to geometric metres above sea level. False: geometric already
+    #: (heights measured by GPS, e.g. a flight-derived profile).
+    heights_geopotential: bool = False
     w_mps: FloatArray | None = None
     temperature_k: FloatArray | None = None
     source: str = ""
@@ -206,6 +210,7 @@ def assemble_grid(
         v_mps=np.ascontiguousarray(fields["v"]),
         height_m=np.ascontiguousarray(fields["h"]),
         global_lon=global_lon,
+        heights_geopotential=True,
         w_mps=np.ascontiguousarray(fields["w"]) if "w" in fields else None,
         temperature_k=np.ascontiguousarray(fields["t"]) if "t" in fields else None,
         source=source,

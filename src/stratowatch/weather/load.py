@@ -170,6 +170,7 @@ def merge_times(grids: Sequence[WindGrid]) -> WindGrid:
         v_mps=v,
         height_m=h,
         global_lon=first.global_lon,
+        heights_geopotential=first.heights_geopotential,
         w_mps=cat("w_mps"),
         temperature_k=cat("temperature_k"),
         source=" + ".join(g.source for g in grids),

@@ -179,6 +179,7 @@ def profile_grid(soundings: list[Sounding], source: str, notes: list[str] | None
         v_mps=spread(cols["v"]),
         height_m=spread(cols["h"]),
         global_lon=True,
+        heights_geopotential=True,
         temperature_k=temp if np.isfinite(temp).any() else None,
         source=source,
         notes=notes,
