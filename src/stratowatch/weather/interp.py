@@ -30,14 +30,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from stratowatch.weather.heights import geopotential_to_geometric_m
-
 import numba
 import numpy as np
 import numpy.typing as npt
 
 from stratowatch.weather.errors import WindDomainError
 from stratowatch.weather.grid import FloatArray, WindGrid
+from stratowatch.weather.heights import geopotential_to_geometric_m
 
 OUT_TIME = 1
 OUT_LAT = 2
