@@ -92,14 +92,10 @@ class SqlStore:
         """A condition, with one placeholder for the pattern, true when an identity matches."""
         raise NotImplementedError
 
-    def _insert_observations(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
-        marks = ", ".join("?" * codec.OBS_NCOLS)
-        sql = self._sql(f"INSERT INTO observations ({codec.OBS_COLUMNS}) VALUES ({marks})")
-        self._append(cur, "observations", lambda: cur.executemany(sql, rows))
-
-    def _append(self, cur: Cursor, table: str, insert: Callable[[], object]) -> None:
-        """Run ``insert`` (which appends rows to ``table``) and index the new rows' positions."""
-        insert()
+    def _append(self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        """Append rows to a log-like table (observations, track_states) and index their positions."""
+        marks = ", ".join("?" * len(columns.split(",")))
+        cur.executemany(self._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
 
     def _limit(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         if limit is not None and limit < 0:
@@ -215,7 +211,7 @@ class SqlStore:
         rows = [codec.obs_row(o) for o in observations]
         codec.locate_polar(rows, observations, self._sites)
         if rows:
-            self._write(lambda cur: self._insert_observations(cur, rows))
+            self._write(lambda cur: self._append(cur, "observations", codec.OBS_COLUMNS, rows))
         return len(rows)
 
     def write_quarantine(self, records: Sequence[QuarantineRecord]) -> int:
@@ -297,11 +293,10 @@ class SqlStore:
             f" ON CONFLICT (track_id) DO UPDATE SET {sets}, ended_s = NULL"
             " WHERE excluded.time_s >= tracks.time_s"
         )
-        append = self._sql(f"INSERT INTO track_states (track_id, {cols}) VALUES ({marks})")
 
         def job(cur: Cursor) -> None:
             cur.executemany(upsert, rows)
-            self._append(cur, "track_states", lambda: cur.executemany(append, rows))
+            self._append(cur, "track_states", f"track_id, {cols}", rows)
 
         self._write(job)
 

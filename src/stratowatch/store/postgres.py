@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from stratowatch.store import _codec as codec
 from stratowatch.store import _migrate
 from stratowatch.store._sql import Connection, Cursor, SqlStore
 from stratowatch.store.base import Box, RetentionSettings, StoreError
@@ -105,8 +104,8 @@ class PostgresStore(SqlStore):
     def _identity_match(self) -> str:
         return "EXISTS (SELECT 1 FROM json_array_elements_text(identities::json) AS ids(v) WHERE ids.v ~ ?)"
 
-    def _insert_observations(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
-        with cur.copy(f"COPY observations ({codec.OBS_COLUMNS}) FROM STDIN") as copy:
+    def _append(self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 

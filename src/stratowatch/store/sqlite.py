@@ -134,10 +134,10 @@ class SqliteStore(SqlStore):
             [box[0], box[2], box[1], box[3]],
         )
 
-    def _append(self, cur: Cursor, table: str, insert: Callable[[], object]) -> None:
+    def _append(self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
         # The write lock is held (BEGIN IMMEDIATE): every id above the current maximum is ours.
         last = cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
-        insert()
+        super()._append(cur, table, columns, rows)
         cur.execute(
             f"INSERT INTO {table}_rtree SELECT id, lat_deg, lat_deg, lon_deg, lon_deg FROM {table}"
             " WHERE id > ? AND lat_deg IS NOT NULL AND lon_deg IS NOT NULL",
