@@ -88,3 +88,27 @@ def test_stream_rejects_unknown_topics(server: tuple[str, Any], bus: InProcessBu
     assert r.status_code == 400
     assert r.json()["error"]["details"] == {"parameter": "topics"}
     assert bus.subscribers == baseline
+
+
+def test_slow_client_is_told_how_many_events_it_lost(
+    server: tuple[str, Any], bus: InProcessBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stratowatch.api.routers import stream
+
+    monkeypatch.setattr(stream, "QUEUE_EVENTS", 2)
+    url, app = server
+    with httpx.Client(timeout=10) as client, client.stream("GET", f"{url}/api/v1/stream?topics=alerts") as r:
+        messages = sse_messages(r.iter_lines())
+        assert next(messages) == {"comment": "connected"}
+        for i in range(200):  # in one burst: far faster than the stream drains a queue of two
+            bus.publish("alerts", {"alert_id": f"a{i}"})
+        dropped, delivered = 0, []
+        while dropped + len(delivered) < 200:
+            m = next(messages)
+            if m.get("event") == "dropped":
+                dropped += json.loads(m["data"])["dropped"]
+            elif m.get("event") == "alerts":
+                delivered.append(int(json.loads(m["data"])["alert_id"][1:]))
+    assert dropped >= 1  # the queue held two: events were lost, and the client was told how many
+    assert delivered == sorted(set(delivered)) and delivered[-1] == 199  # in order; the newest arrives
+    assert app.state.stream_dropped == dropped
