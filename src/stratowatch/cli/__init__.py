@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "Read a sensor file, count and optionally store its observations.",
     "replay": "Replay sensor files of any format in time order through the pipeline.",
     "predict": "Predict where a drifting balloon goes (or came from) on real winds.",
+    "serve": "Run the live service: sources, pipeline, store and HTTP API in one process.",
 }
 
 

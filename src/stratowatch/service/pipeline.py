@@ -1,0 +1,468 @@
+"""The live pipeline: one step takes a batch of observations through every stage.
+
+``Pipeline.process(time_s, observations)``:
+
+1. commits the observations to the store (only then are they counted as ingested: what was
+   acknowledged survives ``kill -9``);
+2. steps the tracker (columnar fast path) and classifies the reported tracks, with the wind
+   match when a wind field is configured and the emitter categories the feeds reported;
+3. ends tracks the tracker dropped, writes the states of the reported ones;
+4. collects finished predictions and schedules new ones (process pool, never waited for);
+5. evaluates the alert rules, stores alerts and incidents, notifies in the background;
+6. publishes ``tracks`` (and ``alerts``, ``incidents``, ``predictions``) on the bus;
+7. every ``pipeline.state_every_steps`` steps, snapshots the tracker into the store.
+
+On start the pipeline restores the latest snapshot and replays the observations the store
+committed after it, so a restart (even after ``kill -9``) resumes the same tracks. Incidents and
+alert de-duplication are snapshotted whenever they change.
+
+``process`` is synchronous and holds a lock; the service runs it in a worker thread so the
+event loop (HTTP API, live streams) stays responsive, and ``acknowledge``/``resolve`` take the
+same lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from stratowatch.alerts import AlertEngine, RulesConfig, UnknownIdError
+from stratowatch.alerts.geofences import geofences_from_config, load_border_sides, load_geofences
+from stratowatch.alerts.geofences import sample_sites_path as _sample_sites_path
+from stratowatch.alerts.notify import BackgroundNotifier, LogNotifier, MqttNotifier, Notifier, WebhookNotifier
+from stratowatch.classify import classify_table
+from stratowatch.config import ConfigError, Settings
+from stratowatch.ingest.registry import RegistryError, SensorRegistry, load_registry, registry_from_dict
+from stratowatch.model import Alert, Geofence, Incident, Observation, ObservationBatch, Sensor, Track
+from stratowatch.service.bus import InProcessBus
+from stratowatch.service.predictions import PredictionScheduler
+from stratowatch.service.serialize import alert_to_json, incident_to_json, track_to_json
+from stratowatch.tracking import Tracker
+from stratowatch.weather.grid import WindGrid
+
+log = logging.getLogger(__name__)
+
+TRACKER_STATE_KEY = "pipeline.tracker"
+ALERTS_STATE_KEY = "pipeline.alerts"
+STATE_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- set-up helpers
+
+
+def sensor_registry(settings: Settings) -> SensorRegistry:
+    """The configured sensors: the registry file and the inline ``[[sensors.sensor]]`` tables."""
+    try:
+        reg = (
+            load_registry(settings.path(settings.sensors.registry))
+            if settings.sensors.registry
+            else SensorRegistry()
+        )
+        if settings.sensors.sensor:
+            inline = registry_from_dict({"sensor": list(settings.sensors.sensor)}, "sensors.sensor")
+            reg = SensorRegistry({**reg.sensors, **inline.sensors}, {**reg.aliases, **inline.aliases})
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    return reg
+
+
+def configured_geofences(settings: Settings) -> list[Geofence]:
+    """Geofences of the configuration: the sample sites (if on), the files, the inline zones."""
+    out: dict[str, Geofence] = {}
+    try:
+        if settings.geofences.sample_sites:
+            out.update((g.geofence_id, g) for g in load_geofences(_sample_sites_path()))
+        for f in settings.geofences.files:
+            out.update((g.geofence_id, g) for g in load_geofences(settings.path(f)))
+        if settings.geofences.zones:
+            out.update(
+                (g.geofence_id, g) for g in geofences_from_config(settings.geofences.zones, "geofences.zones")
+            )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return list(out.values())
+
+
+def steady_field(grid: WindGrid) -> WindGrid:
+    """The field's first analysis time only: a steady field valid at any time."""
+    one = slice(0, 1)
+    return replace(
+        grid,
+        time_s=grid.time_s[one].copy(),
+        u_mps=grid.u_mps[one].copy(),
+        v_mps=grid.v_mps[one].copy(),
+        height_m=grid.height_m[one].copy(),
+        w_mps=None if grid.w_mps is None else grid.w_mps[one].copy(),
+        temperature_k=None if grid.temperature_k is None else grid.temperature_k[one].copy(),
+        notes=[*grid.notes, "used as a steady field (first analysis time)"],
+    )
+
+
+def shift_field(grid: WindGrid, start_s: float) -> WindGrid:
+    """The field with its time axis moved so that its first analysis time is ``start_s``."""
+    return replace(
+        grid,
+        time_s=grid.time_s - grid.time_s[0] + start_s,
+        notes=[*grid.notes, f"time axis shifted by {(start_s - grid.time_s[0]) / 86400.0:+.1f} days"],
+    )
+
+
+def wind_field(settings: Settings, now_s: float | None = None) -> WindGrid | None:
+    """The configured wind field: the files (merged), else the analytic field when asked, else None."""
+    from stratowatch.weather import WindFormatError, analytic_field, load_winds
+
+    w = settings.winds
+    if w.files:
+        try:
+            grid = load_winds([settings.path(f) for f in w.files])
+        except WindFormatError as exc:
+            raise ConfigError(f"winds.files: {exc}") from None
+    elif w.analytic:
+        t0 = (time.time() if now_s is None else now_s) - 6 * 3600.0
+        grid = analytic_field(t0_s=t0, hours=96.0)
+    else:
+        return None
+    return steady_field(grid) if w.steady else grid
+
+
+def _notifier(settings: Settings, store: Any) -> BackgroundNotifier:
+    a = settings.alerts
+    notifiers: list[Notifier] = [LogNotifier()]
+    if a.webhook_url:
+
+        def dead_letter(record: Mapping[str, Any]) -> None:
+            store.audit("notifier", "dead_letter", dict(record))
+
+        notifiers.append(WebhookNotifier(a.webhook_url, dead_letter=dead_letter))
+    if a.mqtt_host:
+        notifiers.append(MqttNotifier(a.mqtt_host, a.mqtt_port, a.mqtt_topic))
+    return BackgroundNotifier(notifiers)
+
+
+def rules_config(settings: Settings) -> RulesConfig:
+    a = settings.alerts
+    sides: dict[str, tuple[str, str]] = {}
+    for f in settings.geofences.files:
+        sides.update(load_border_sides(settings.path(f)))
+    return RulesConfig(
+        predicted_entry_hours=a.predicted_entry_hours,
+        predicted_entry_probability=a.predicted_entry_probability,
+        new_object_min_alt_m=a.new_object_min_alt_m,
+        lost_after_s=a.lost_after_s,
+        border_geofence_ids=tuple(a.border_geofence_ids),
+        border_sides=sides,
+    )
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    steps: int = 0
+    observations_received: int = 0
+    observations_committed: int = 0
+    observations_replayed: int = 0
+    tracks: int = 0
+    tracks_ended: int = 0
+    alerts: int = 0
+    predictions_stored: int = 0
+    snapshots: int = 0
+    last_time_s: float = float("nan")
+    last_step_s: float = 0.0
+    busy_s: float = 0.0
+    restored_from_s: float = float("nan")
+
+
+_FROM_SETTINGS: Any = object()
+
+
+class Pipeline:
+    """Tracker -> classifier -> predictions -> alerts -> store -> bus, one step at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        bus: InProcessBus | None = None,
+        *,
+        winds: WindGrid | None = _FROM_SETTINGS,
+        sensors: Mapping[str, Sensor] | None = None,
+        geofences: Sequence[Geofence] | None = None,
+        clock: Callable[[], float] = time.time,
+        executor: Executor | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus or InProcessBus()
+        self.clock = clock
+        self.stats = PipelineStats()
+        self._lock = threading.RLock()
+        self.registry = sensor_registry(settings)
+        if sensors:
+            self.registry = self.registry.with_sensors(sensors)
+        self.winds: WindGrid | None = wind_field(settings) if winds is _FROM_SETTINGS else winds
+        for s in self.registry.sensors.values():
+            store.write_sensor(s)
+        config_fences = list(geofences) if geofences is not None else configured_geofences(settings)
+        for g in config_fences:
+            store.write_geofence(g)
+        for partner in settings.partners:
+            store.write_partner(partner.id, partner.model_dump())
+        self.alerts = AlertEngine(store.geofences(), rules_config(settings), clock)
+        self.notifier: Notifier = notifier or _notifier(settings, store)
+        self.predictor: PredictionScheduler | None = None
+        if settings.predictions.enabled and self.winds is not None:
+            self.predictor = PredictionScheduler(
+                settings.predictions, self.winds, self.alerts.geofences, executor=executor
+            )
+        self.predictions: dict[int, dict[str, Any]] = {}
+        self.tracker = Tracker(self.registry.sensors)
+        self._categories: dict[int, str] = {}  # identity code -> emitter category
+        self._live_ids = np.empty(0, np.int64)
+        self._restore()
+
+    # ------------------------------------------------------------------ one step
+
+    def process(self, time_s: float, observations: Sequence[Observation]) -> list[Track]:
+        """One step (see the module docstring); returns the reported tracks at ``time_s``."""
+        with self._lock:
+            started = time.perf_counter()
+            st = self.stats
+            st.observations_received += len(observations)
+            if observations:
+                st.observations_committed += int(self.store.write_observations(observations))
+            tracks = self._track(float(time_s), observations)
+            self._end_tracks(float(time_s), tracks)
+            self.store.write_track_states(tracks)
+            self._predictions(float(time_s), tracks)
+            self._alerts(float(time_s), tracks)
+            st.steps += 1
+            st.tracks = len(tracks)
+            st.last_time_s = float(time_s)
+            if st.steps % self.settings.pipeline.state_every_steps == 0:
+                self.save_state()
+            self.bus.publish(
+                "tracks", {"time_s": float(time_s), "tracks": [track_to_json(t) for t in tracks]}
+            )
+            st.last_step_s = time.perf_counter() - started
+            st.busy_s += st.last_step_s
+            return tracks
+
+    def _track(self, time_s: float, observations: Sequence[Observation]) -> list[Track]:
+        tracker = self.tracker
+        batch = ObservationBatch.from_observations(observations, tracker.identities)
+        if batch.category:
+            for i in [i for i, c in enumerate(batch.category) if c]:  # identification messages only
+                code = int(batch.identity[i])
+                if code >= 0:
+                    self._categories[code] = str(batch.category[i])
+        table = tracker.step_batch(time_s, batch)
+        cats = [self._categories.get(int(c)) for c in table.identity.tolist()]
+        winds = self.winds if self.settings.pipeline.classify_with_winds else None
+        sigma = None
+        if winds is not None and len(table):  # horizontal velocity 1-sigma in the local ENU frame
+            basis = tracker.frame.enu_basis(table.x[:, :3])[:, :2, :]
+            cov = np.einsum("nij,njk,nlk->nil", basis, table.P[:, 3:, 3:], basis)
+            sigma = np.sqrt(np.maximum(cov[:, 0, 0] + cov[:, 1, 1], 0.0) / 2.0)
+        classes = classify_table(
+            table,
+            [m.name for m in tracker.models],
+            tracker.identities,
+            winds=winds,
+            categories=cats,
+            velocity_sigma_mps=sigma,
+        )
+        return tracker.to_tracks(table, classifications=classes)
+
+    def _end_tracks(self, time_s: float, tracks: Sequence[Track]) -> None:
+        ids = np.fromiter((t.track_id for t in tracks), dtype=np.int64, count=len(tracks))
+        gone = np.setdiff1d(self._live_ids, ids)
+        if gone.size:
+            self.store.end_tracks(gone.tolist(), time_s)
+            self.stats.tracks_ended += int(gone.size)
+            for tid in gone.tolist():
+                self.predictions.pop(tid, None)
+            if self.predictor is not None:
+                self.predictor.forget(gone.tolist())
+        self._live_ids = ids
+
+    def _predictions(self, time_s: float, tracks: Sequence[Track]) -> None:
+        if self.predictor is None:
+            return
+        for payload in self.predictor.collect():
+            tid = int(payload["track_id"])
+            self.store.write_prediction(tid, float(payload["time_s"]), payload)
+            self.stats.predictions_stored += 1
+            if "error" not in payload:
+                self.predictions[tid] = payload
+            self.bus.publish(
+                "predictions", {"track_id": tid, "time_s": float(payload["time_s"]), "payload": payload}
+            )
+        self.predictor.schedule(time_s, tracks)
+
+    def _alerts(self, time_s: float, tracks: Sequence[Track]) -> None:
+        alerts = self.alerts.evaluate(time_s, tracks, self.predictions)
+        incidents = list(self.alerts.last_incidents)
+        if not alerts and not incidents:
+            return
+        by_id = {i.incident_id: i for i in incidents}
+        for a in alerts:
+            self.store.write_alert(a)
+            self.bus.publish("alerts", alert_to_json(a))
+            self.notifier.notify(a, by_id.get(a.incident_id or ""))
+        for inc in incidents:
+            self.store.write_incident(inc)
+            self.bus.publish("incidents", incident_to_json(inc))
+        self.stats.alerts += len(alerts)
+        self._save_alerts()
+
+    # ------------------------------------------------------------------ operator actions
+
+    def acknowledge(self, alert_id: str, who: str) -> Alert:
+        """Acknowledge an alert (its incident moves to ``tracking``); stored, audited, published.
+        Raises KeyError for an unknown alert, ValueError when not allowed."""
+        with self._lock:
+            try:
+                incident = self.alerts.acknowledge(alert_id, who, self.clock())
+                alert = self.alerts.book.alert(alert_id)
+            except UnknownIdError:
+                raise KeyError(alert_id) from None
+            self._operator_change(alert, incident, who, "acknowledge", {"alert_id": alert_id})
+            return alert
+
+    def resolve(self, incident_id: str, who: str, note: str = "") -> Incident:
+        """Resolve an incident with a note; stored, audited, published."""
+        with self._lock:
+            try:
+                incident = self.alerts.resolve(incident_id, who, self.clock(), note)
+            except UnknownIdError:
+                raise KeyError(incident_id) from None
+            self._operator_change(None, incident, who, "resolve", {"incident_id": incident_id, "note": note})
+            return incident
+
+    def _operator_change(
+        self, alert: Alert | None, incident: Incident, who: str, action: str, details: dict[str, Any]
+    ) -> None:
+        if alert is not None:
+            self.store.write_alert(alert)
+            self.bus.publish("alerts", alert_to_json(alert))
+        self.store.write_incident(incident)
+        self.store.audit(who, action, details)
+        self.bus.publish("incidents", incident_to_json(incident))
+        self._save_alerts()
+
+    def geofences_changed(self) -> None:
+        """The API changed the stored geofences: the alert rules use the new set from now on."""
+        with self._lock:
+            self.alerts.set_geofences(self.store.geofences())
+            if self.predictor is not None:
+                self.predictor.set_geofences(self.alerts.geofences)
+
+    # ------------------------------------------------------------------ state
+
+    def save_state(self) -> None:
+        """Snapshot the tracker (and what goes with it) into the store."""
+        with self._lock:
+            blob = pickle.dumps(
+                {
+                    "version": STATE_VERSION,
+                    "time_s": self.stats.last_time_s,
+                    "tracker": self.tracker,
+                    "categories": self._categories,
+                    "live_ids": self._live_ids,
+                },
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+            self.store.save_state(TRACKER_STATE_KEY, blob)
+            self.stats.snapshots += 1
+
+    def _save_alerts(self) -> None:
+        doc = {"engine": self.alerts.snapshot(), "predictions": self.predictions}
+        self.store.save_state(ALERTS_STATE_KEY, json.dumps(doc, allow_nan=True).encode())
+
+    def _restore(self) -> None:
+        blob = self.store.load_state(ALERTS_STATE_KEY)
+        if blob:
+            doc = json.loads(blob)
+            self.alerts.restore(doc["engine"])
+            self.predictions = {int(k): v for k, v in doc.get("predictions", {}).items()}
+        blob = self.store.load_state(TRACKER_STATE_KEY)
+        since = -math.inf
+        if blob:
+            snap = pickle.loads(blob)
+            if snap.get("version") == STATE_VERSION:
+                self.tracker = snap["tracker"]
+                self.tracker.sensors.update(self.registry.sensors)
+                self._categories = dict(snap["categories"])
+                self._live_ids = np.asarray(snap["live_ids"], dtype=np.int64)
+                since = float(snap["time_s"])
+                self.stats.restored_from_s = since
+                self.stats.last_time_s = since
+        # replay what the store committed after the snapshot (all of it when there is none)
+        pending = self.store.observations(t0=None if math.isinf(since) else since, limit=None)
+        pending = sorted((o for o in pending if o.time_s > since), key=lambda o: o.time_s)
+        if not pending:
+            return
+        from stratowatch.ingest.replay import steps
+
+        for t, chunk in steps(pending, self.settings.pipeline.step_s):
+            batch = ObservationBatch.from_observations(chunk, self.tracker.identities)
+            self.tracker.step_batch(t, batch)
+            self.stats.last_time_s = t
+        self.stats.observations_replayed = len(pending)
+        log.info("resumed: replayed %d stored observations after the snapshot", len(pending))
+
+    # ------------------------------------------------------------------ health, shutdown
+
+    def health(self) -> dict[str, Any]:
+        st = self.stats
+        p = self.predictor
+        return {
+            "ok": True,
+            "steps": st.steps,
+            "tracks": st.tracks,
+            "last_time_s": st.last_time_s,
+            "last_step_ms": 1000.0 * st.last_step_s,
+            "observations_committed": st.observations_committed,
+            "observations_replayed": st.observations_replayed,
+            "predictions_in_flight": p.in_flight if p else 0,
+            "wind_field": self.winds.source if self.winds is not None else None,
+            "counters": {
+                "stratowatch_observations_ingested_total": (
+                    "Observations committed to the store by the pipeline.",
+                    st.observations_committed,
+                ),
+                "stratowatch_pipeline_steps_total": ("Pipeline steps.", st.steps),
+                "stratowatch_alerts_total": ("Alerts raised or changed.", st.alerts),
+                "stratowatch_predictions_total": ("Predictions stored.", st.predictions_stored),
+                "stratowatch_pipeline_busy_seconds_total": ("Seconds spent in pipeline steps.", st.busy_s),
+            },
+        }
+
+    def wait_for_predictions(self, timeout_s: float = 60.0) -> None:
+        """Block until the predictions in flight are done (tests, the end of a replay)."""
+        if self.predictor is not None:
+            self.predictor.wait(timeout_s)
+
+    def close(self) -> None:
+        """Snapshot, stop the workers and the notifier (the store is the caller's)."""
+        with self._lock:
+            if self.stats.steps:
+                self.save_state()
+            if self.predictor is not None:
+                self.predictor.close()
+            close = getattr(self.notifier, "close", None)
+            if close is not None:
+                close()
