@@ -127,12 +127,15 @@ def imm_predict(x, P, mu, dt, up, q_h, q_v, tau, pi):  # type: ignore[no-untyped
 def _switching(w, v, vinv, adt, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Pi(dt) = V exp(W |dt|) V^-1, clipped at zero and row-normalised, into ``out``."""
     m = w.shape[0]
+    e = np.empty(m)
+    for k in range(m):
+        e[k] = np.exp(w[k] * adt)
     for i in range(m):
         tot = 0.0
         for j in range(m):
             acc = 0.0
             for k in range(m):
-                acc += v[i, k] * np.exp(w[k] * adt) * vinv[k, j]
+                acc += v[i, k] * e[k] * vinv[k, j]
             acc = max(acc, 0.0)
             out[i, j] = acc
             tot += acc
@@ -198,6 +201,10 @@ def warm_up() -> None:
     eye = np.eye(3)
     predict_combined(x[:, 0], P[:, 0], mu, dt, up, q, q, np.zeros(3), eye, eye)
     mahalanobis_logdet(np.zeros((1, 3)), np.tile(np.eye(3), (1, 1, 1)))
+    idx = np.zeros(1, np.int64)
+    gate_point3(
+        x[:, 0], P[:, 0], mu, dt, idx, dt, np.zeros((1, 3)), P[:, 0, :3, :3], up, q, q, np.zeros(3), eye, eye
+    )
 
 
 @njit(cache=True)
@@ -238,6 +245,77 @@ def mahalanobis_logdet(nu, S):  # type: ignore[no-untyped-def]  # pragma: no cov
                 acc -= L[i, k] * y[k]
             y[i] = acc / L[i, i]
             acc2 += y[i] * y[i]
+        d2[p] = acc2
+        logdet[p] = ld
+    return d2, logdet
+
+
+@njit(cache=True)
+def gate_point3(xc, Pc, mu, t_trk, trk, det_t, det_z, det_R, up, q_h, q_v, w, v, vinv):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Fused gating for 3-D point measurements (H = [I 0]): for each (track, detection) pair,
+    the moment-matched prediction to the detection time, the innovation covariance
+    S = P_pos + R and its squared Mahalanobis distance and log-determinant — read straight from
+    the track table by index, with no per-pair copies of states or covariances."""
+    n = trk.shape[0]
+    m = mu.shape[1]
+    d2 = np.empty(n)
+    logdet = np.empty(n)
+    pi = np.empty((m, m))
+    S = np.empty((3, 3))
+    L = np.empty((3, 3))
+    nu = np.empty(3)
+    for p in range(n):
+        i = trk[p]
+        d = det_t[p] - t_trk[i]
+        a = abs(d)
+        _switching(w, v, vinv, a, pi)
+        qh = 0.0
+        qv = 0.0
+        for k in range(m):
+            ck = 0.0
+            for j in range(m):
+                ck += mu[i, j] * pi[j, k]
+            qh += ck * q_h[k]
+            qv += ck * q_v[k]
+        for r in range(3):
+            nu[r] = det_z[p, r] - (xc[i, r] + d * xc[i, 3 + r])
+            for c in range(3):
+                base = (qh if r == c else 0.0) + (qv - qh) * up[p, r] * up[p, c]
+                S[r, c] = (
+                    Pc[i, r, c]
+                    + d * (Pc[i, r, 3 + c] + Pc[i, 3 + r, c])
+                    + d * d * Pc[i, 3 + r, 3 + c]
+                    + base * a * a * a / 3.0
+                    + det_R[p, r, c]
+                )
+        ok = True
+        ld = 0.0
+        for r in range(3):
+            for c in range(r + 1):
+                acc = S[r, c]
+                for k in range(c):
+                    acc -= L[r, k] * L[c, k]
+                if r == c:
+                    if acc <= 0.0:
+                        ok = False
+                        break
+                    L[r, r] = np.sqrt(acc)
+                    ld += 2.0 * np.log(L[r, r])
+                else:
+                    L[r, c] = acc / L[c, c]
+            if not ok:
+                break
+        if not ok:
+            d2[p] = np.inf
+            logdet[p] = np.inf
+            continue
+        acc2 = 0.0
+        for r in range(3):
+            acc = nu[r]
+            for k in range(r):
+                acc -= L[r, k] * nu[k]
+            nu[r] = acc / L[r, r]
+            acc2 += nu[r] * nu[r]
         d2[p] = acc2
         logdet[p] = ld
     return d2, logdet

@@ -37,7 +37,7 @@ from stratowatch.model import (
     TrackStatus,
 )
 from stratowatch.tracking import association, gating, imm
-from stratowatch.tracking._kernels import mahalanobis_logdet
+from stratowatch.tracking._kernels import gate_point3, mahalanobis_logdet
 from stratowatch.tracking.frames import EcefFrame, Frame, LocalFrame
 from stratowatch.tracking.measurements import (
     MeasurementSet,
@@ -45,7 +45,7 @@ from stratowatch.tracking.measurements import (
     innovation,
     predict_measurement,
 )
-from stratowatch.tracking.motion import DEFAULT_MODELS, MotionModel
+from stratowatch.tracking.motion import DEFAULT_MODELS, MotionModel, switching_eigen
 from stratowatch.tracking.tracks import TrackArrays, TrackTable
 
 FloatArray = npt.NDArray[np.float64]
@@ -156,6 +156,8 @@ class Tracker:
         self._mu0 = np.asarray(self.config.initial_model_probabilities, dtype=np.float64)
         self._mu0 = self._mu0 / self._mu0.sum()
         self._balloon = [m.name for m in self.models].index(self.config.balloon_model)
+        self._q_h = np.array([m.q_h for m in self.models])
+        self._q_v = np.array([m.q_v for m in self.models])
         self.tracks = TrackArrays.empty(len(self.models))
         self._next_id = 1
         self._time_s = -np.inf
@@ -408,6 +410,26 @@ class Tracker:
     ) -> tuple[IntArray, IntArray, BoolArray, FloatArray, FloatArray]:
         tr = self.tracks
         xc, Pc = tr.combined()
+        if ms.family == "pos3" and trk.size:
+            w, v, vinv = switching_eigen(self._rates)
+            d2, logdet = gate_point3(
+                xc,
+                Pc,
+                tr.mu,
+                tr.t_s,
+                trk,
+                ms.time_s[row],
+                ms.z[row],
+                ms.R[row],
+                self._up(xc[trk, :3]),
+                self._q_h,
+                self._q_v,
+                w,
+                v,
+                vinv,
+            )
+            keep = (d2 < gating.chi2_gate(self.config.gate_probability, 3)) | forced
+            return trk[keep], row[keep], forced[keep], d2[keep], logdet[keep]
         dt = ms.time_s[row] - tr.t_s[trk]
         x_m, P_m = imm.predict_combined(
             xc[trk], Pc[trk], tr.mu[trk], dt, self._up(xc[trk, :3]), self.models, self._rates
