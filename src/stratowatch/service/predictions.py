@@ -1,12 +1,13 @@
 """Drift predictions for the live picture, run off the event loop in a process pool.
 
-:class:`PredictionScheduler` decides which tracks need a (new) prediction — confirmed tracks of
-the configured classes (balloon and unknown by default) that have none yet, whose last one is
-older than ``every_s`` of data time, that moved more than ``moved_m`` from where it started, or
-whose class changed — and submits each to a :class:`~concurrent.futures.ProcessPoolExecutor`
-(spawn context: workers share nothing with the service but the wind field and the regions,
-sent once at start-up). :meth:`~PredictionScheduler.collect` returns the finished ones; nothing
-here ever waits for a worker, so ingest is never blocked. At most one job per track is in flight.
+:class:`PredictionScheduler` decides which tracks need a (new) prediction: confirmed tracks of
+the configured classes (balloon and unknown by default) with at least ``MIN_UPDATES`` updates
+that have none yet, whose last one is older than ``every_s`` of data time, that moved more than
+``moved_m`` from where it started, or whose class changed. It submits each to a
+:class:`~concurrent.futures.ProcessPoolExecutor` (spawn context: a worker gets the wind field
+once, from the pool's initializer, and each job carries its track and the geofences).
+:meth:`~PredictionScheduler.collect` returns the finished ones; nothing here ever waits for a
+worker, so ingest is never blocked. At most one job per track is in flight.
 
 The payload stored and published for a track (JSON-able)::
 
@@ -38,6 +39,9 @@ from stratowatch.model import Geofence, Track, TrackStatus
 from stratowatch.weather.grid import WindGrid
 
 log = logging.getLogger(__name__)
+
+#: Updates a track needs before it is predicted (the classifier's "too early to say" below).
+MIN_UPDATES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +198,8 @@ class PredictionScheduler:
         cfg = self.settings
         out = []
         for t in tracks:  # the few confirmed balloon/unknown tracks, not the whole picture
-            if t.status != TrackStatus.CONFIRMED or t.classification is None:
-                continue
+            if t.status != TrackStatus.CONFIRMED or t.classification is None or t.n_updates < MIN_UPDATES:
+                continue  # an unknown that is only "too early to say" waits for its class
             label = t.classification.label.name.lower()
             if label not in cfg.classes or t.track_id in self._in_flight:
                 continue
