@@ -20,13 +20,17 @@ import click
 from stratowatch.cli import UsageFailure
 from stratowatch.ingest.base import QuarantineRecord
 from stratowatch.model import Observation
-from stratowatch.store.sqlite import SqliteStore, StoreError, StoreSink
+from stratowatch.store import open_store
+from stratowatch.store.base import Store, StoreError, StoreSink
 
 
 @click.command(help=__doc__)
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("-f", "--format", "fmt", default="auto", show_default=True, help="Format name, or auto.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="SQLite database to store into.")
+@click.option(
+    "--db",
+    help="Store into this database: an SQLite file path, or a URL (sqlite:///x.db, postgresql://...).",
+)
 @click.option(
     "--quarantine",
     "quarantine_path",
@@ -42,7 +46,7 @@ from stratowatch.store.sqlite import SqliteStore, StoreError, StoreSink
 def command(
     file: Path,
     fmt: str,
-    db: Path | None,
+    db: str | None,
     quarantine_path: Path | None,
     sensors: Path | None,
     date_text: str | None,
@@ -77,7 +81,7 @@ def command(
     try:
         if db is not None:
             try:
-                store = SqliteStore(db)
+                store = open_store(db if "://" in db else f"sqlite:///{db}")
             except StoreError as e:
                 raise UsageFailure(str(e)) from None
         if quarantine_path is not None:
@@ -129,7 +133,7 @@ def parse_date(text: str | None) -> date | None:
 class _CliSink:
     """Observations to the store (batched) when there is one; quarantine to JSON lines."""
 
-    def __init__(self, store: SqliteStore | None, qfile: IO[str] | None) -> None:
+    def __init__(self, store: Store | None, qfile: IO[str] | None) -> None:
         self._store_sink = StoreSink(store) if store is not None else None
         self._qfile = qfile
         self.stored = 0
