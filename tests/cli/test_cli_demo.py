@@ -18,7 +18,7 @@ pytest.importorskip("stratowatch.tracking")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
     out = tmp_path_factory.mktemp("demo")
     result = CliRunner().invoke(
-        cli, ["demo", "--hours", "1", "--aircraft", "5", "--seed", "1", "--out", str(out)]
+        cli, ["demo", "--no-serve", "--hours", "1", "--aircraft", "5", "--seed", "1", "--out", str(out)]
     )
     return result, out
 

@@ -10,6 +10,13 @@ GOSPA against the truth, computed in ECEF metres.
 GOSPA uses ``c = 5000 m`` by default rather than the benchmark's 1000 m: a radar plot 300 km
 from the site has about 1 km of cross-range and vertical error, and balloons are seen only
 every few scans, so 1 km would count well-held tracks as missed.
+
+That printed summary is ``--no-serve``. By default the demo *serves*: it replays the episode's
+scans through the live pipeline (:class:`stratowatch.service.pipeline.Pipeline`: tracker,
+classifier with the wind match, drift predictions, alerts, store, bus) paced at ``--speed`` x
+real time, and serves the HTTP API on ``--port`` meanwhile. The wind field is the real GFS
+analysis in ``../shared/data/wind`` when present (valid 2010-10-26 12Z: its time axis is moved to
+the episode, i.e. it is used as a steady field of a real day), else the analytic field.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from stratowatch.cli import UsageFailure
 from stratowatch.model import ObjectClass, ObservationBatch, Track
 from stratowatch.sim.metrics import PointSet, ScoreResult, score_tracks
 from stratowatch.sim.scenario import Scenario, ScenarioConfig, generate_scenario
+from stratowatch.weather.grid import WindGrid
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -370,11 +378,50 @@ def render(result: DemoResult, max_rows: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write truth.csv and tracks.csv here.",
 )
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="Serve the episode live through the pipeline and API, or only print the summary.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address when serving.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Listen port when serving (0: any).")
+@click.option(
+    "--speed",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Replay speed when serving, x real time (0: as fast as the pipeline goes).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    help="Store URL when serving (default: a fresh SQLite file in a temporary directory).",
+)
+@click.option(
+    "--winds",
+    "winds_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Wind file for serving (default: the GFS sample in ../shared/data/wind, else analytic).",
+)
 def command(
-    hours: float, n_aircraft: int, seed: int, coarse: int, c_m: float, max_rows: int, out_dir: Path | None
+    hours: float,
+    n_aircraft: int,
+    seed: int,
+    coarse: int,
+    c_m: float,
+    max_rows: int,
+    out_dir: Path | None,
+    serve: bool,
+    host: str,
+    port: int,
+    speed: float,
+    store_url: str | None,
+    winds_path: Path | None,
 ) -> None:
     """Simulate two drifting balloons, a few dozen aircraft and six radars of two partners over
-    Alberta, Saskatchewan and Montana; track them and print what the tracker made of it."""
+    Alberta, Saskatchewan and Montana. By default replay them live through the pipeline and serve
+    the API; with --no-serve, track them and print what the tracker made of it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if not (0 < hours <= 48):
@@ -388,6 +435,13 @@ def command(
     config = ScenarioConfig(
         seed=seed, duration_s=hours * 3600.0, n_aircraft=n_aircraft, radar_report_every=coarse
     )
+    if serve:
+        if not (speed >= 0 and np.isfinite(speed)):
+            raise UsageFailure(f"--speed must be >= 0, got {speed:g}")
+        if not 0 <= port <= 65535:
+            raise UsageFailure(f"--port must be in [0, 65535], got {port}")
+        serve_demo(config, host, port, speed, store_url, winds_path)
+        return
     console = _console()
     started = time.perf_counter()
     with console.status("simulating the episode"):
@@ -418,3 +472,87 @@ def command(
             f"Wrote {truth_path} and {tracks_path}; score them with\n"
             f"  stratowatch score --truth {truth_path} --tracks {tracks_path} --c {c_m:g}"
         )
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+def demo_winds(start_s: float, path: Path | None = None) -> WindGrid:
+    """The demo's wind field: ``path``, else the GFS sample in ../shared/data/wind, else the
+    analytic field. A real file's time axis is moved to start 6 h before the episode."""
+    from stratowatch.service.pipeline import shift_field
+    from stratowatch.weather import WindFormatError, analytic_field, load_winds
+
+    if path is not None and not path.is_file():
+        raise UsageFailure(f"{path}: wind file not found")
+    candidates = [path] if path is not None else [d / GFS_SAMPLE for d in _shared_wind_dirs()]
+    for p in candidates:
+        if p is not None and p.is_file():
+            try:
+                grid = load_winds(p)
+            except WindFormatError as exc:
+                raise UsageFailure(str(exc)) from None
+            return shift_field(grid, start_s - 6 * 3600.0)
+    return analytic_field(t0_s=start_s - 6 * 3600.0, hours=72.0)
+
+
+GFS_SAMPLE = "gfs_northamerica_2010102612_1deg.nc"
+
+
+def _shared_wind_dirs() -> list[Path]:
+    here = Path(__file__).resolve()
+    roots = [Path.cwd(), *[p for p in here.parents if (p / "pyproject.toml").is_file()]]
+    return [r.parent / "shared" / "data" / "wind" for r in roots]
+
+
+def serve_demo(
+    config: ScenarioConfig,
+    host: str,
+    port: int,
+    speed: float,
+    store_url: str | None,
+    winds_path: Path | None,
+) -> None:
+    """Replay the episode through the live pipeline at ``speed`` x real time and serve the API."""
+    import asyncio
+    import tempfile
+
+    from stratowatch.cli.serve import start
+    from stratowatch.config import ConfigError, load_settings
+    from stratowatch.service.pipeline import Pipeline
+
+    scenario = generate_scenario(config)
+    winds = demo_winds(config.start_time_s, winds_path)
+    if store_url is None:
+        store_url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='stratowatch-demo-')) / 'demo.db'}"
+    try:
+        settings = load_settings(
+            None,
+            store_url=store_url,
+            api={"host": host, "port": port},
+            predictions={"members": 50, "hours": 24.0, "every_s": 900.0},
+        )
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    n_ball = sum(1 for t in scenario.targets if t.object_class == ObjectClass.BALLOON)
+    pace = f"replay at {speed:g}x real time" if speed > 0 else "replay as fast as possible"
+    wind_note = f" ({winds.notes[-1]})" if winds.notes else ""
+    click.echo(
+        f"Demo episode: {n_ball} balloons, {len(scenario.targets) - n_ball} aircraft, "
+        f"{len(scenario.scans):,} scans, {scenario.n_observations:,} observations over "
+        f"{_duration(config.duration_s)}; winds: {winds.source}{wind_note}; store {store_url}; {pace}"
+    )
+
+    async def feed(pipeline: Pipeline) -> None:
+        loop = asyncio.get_running_loop()
+        wall0 = loop.time()
+        t0 = scenario.scans[0][0] if scenario.scans else 0.0
+        for t, observations in scenario.scans:
+            if speed > 0:
+                wait = wall0 + (t - t0) / speed - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await asyncio.to_thread(pipeline.process, t, observations)
+        log.warning("demo: the episode is over (%d scans replayed); still serving", len(scenario.scans))
+
+    start(settings, feed=feed, winds=winds, sensors=scenario.sensors)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import threading
 import time
 from collections import Counter
@@ -36,6 +37,10 @@ from stratowatch.weather.grid import WindGrid
 log = logging.getLogger(__name__)
 
 Feed = Callable[[Pipeline], Awaitable[None]]
+
+#: Set while uvicorn serves: it handles SIGINT/SIGTERM itself (graceful shutdown) and re-raises
+#: the signal when it is done, which :func:`run` then ignores so that the clean-up can finish.
+_SERVING = threading.Event()
 
 
 class FeedBuffer:
@@ -231,6 +236,7 @@ async def serve(
             tasks.append(asyncio.create_task(_guard(feed(pipeline))))
         if on_ready is not None:
             tasks.append(asyncio.create_task(_announce(server, settings, on_ready)))
+        _SERVING.set()
         await server.serve()
     finally:
         for task in tasks:
@@ -241,6 +247,7 @@ async def serve(
         await asyncio.to_thread(pipeline.close)
         if own_store:
             store.close()
+        _SERVING.clear()
 
 
 async def _guard(coro: Awaitable[None]) -> None:
@@ -265,7 +272,16 @@ async def _announce(server: Any, settings: Settings, on_ready: Callable[[str], N
 def run(settings: Settings, **kw: Any) -> None:
     """``asyncio.run(serve(settings, ...))``: the process's main loop."""
     started = time.perf_counter()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if not _SERVING.is_set():  # before or after serving: stop now
+            raise KeyboardInterrupt
+        log.info("signal %d: shutting down", signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         asyncio.run(serve(settings, **kw))
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.info("served for %.0f s", time.perf_counter() - started)
