@@ -1,8 +1,4 @@
-"""Helpers for the API tests: a small air picture to fill a store with, and a fake pipeline.
-
-``FakePipeline`` stands in for ``stratowatch.service.pipeline.Pipeline`` where a test needs no
-tracker: it has the parts the API uses (``store``, ``bus``, ``acknowledge``, ``resolve``).
-"""
+"""Helpers for the API tests: a small air picture to fill a store with, and a live server."""
 
 from __future__ import annotations
 
@@ -28,49 +24,11 @@ from stratowatch.model import (
     Track,
     TrackStatus,
 )
-from stratowatch.service.bus import InProcessBus
-from stratowatch.service.serialize import alert_to_json, incident_to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 T0 = 1_675_300_000.0  # 2023-02-02 01:06:40 UTC, the Montana sighting day
-
-
-class FakePipeline:
-    """Acknowledge/resolve as the pipeline does them: store, audit, publish."""
-
-    def __init__(self, store: Any, bus: InProcessBus) -> None:
-        self.store = store
-        self.bus = bus
-
-    def acknowledge(self, alert_id: str, who: str) -> Alert:
-        alert = self.store.alert(alert_id)
-        if alert is None:
-            raise KeyError(alert_id)
-        alert = dataclasses.replace(alert, acknowledged_by=who, acknowledged_s=time.time())
-        self.store.write_alert(alert)
-        self.store.audit(who, "acknowledge", {"alert_id": alert_id})
-        self.bus.publish("alerts", alert_to_json(alert))
-        return alert
-
-    def resolve(self, incident_id: str, who: str, note: str) -> Incident:
-        incident = self.store.incident(incident_id)
-        if incident is None:
-            raise KeyError(incident_id)
-        if incident.status == "resolved":
-            raise ValueError(f"incident {incident_id} is already resolved")
-        now = time.time()
-        incident = dataclasses.replace(
-            incident,
-            status="resolved",
-            updated_s=now,
-            history=(*incident.history, (now, who, f"resolved: {note}")),
-        )
-        self.store.write_incident(incident)
-        self.store.audit(who, "resolve", {"incident_id": incident_id, "note": note})
-        self.bus.publish("incidents", incident_to_json(incident))
-        return incident
 
 
 def make_track(

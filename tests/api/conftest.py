@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import FakePipeline, Picture, fill
+from api_helpers import Picture, fill
 from fastapi.testclient import TestClient
 
 from stratowatch.api import create_app
+from stratowatch.config import load_settings
 from stratowatch.service.bus import InProcessBus
+from stratowatch.service.pipeline import Pipeline
 from stratowatch.store import open_store
 
 
@@ -29,8 +31,20 @@ def bus() -> InProcessBus:
 
 
 @pytest.fixture
-def pipeline(store: Any, bus: InProcessBus) -> FakePipeline:
-    return FakePipeline(store, bus)
+def pipeline(store: Any, bus: InProcessBus, tmp_path: Path) -> Iterator[Pipeline]:
+    """The real pipeline over the store (no winds, predictions or sample sites: nothing the
+    tests do not write themselves)."""
+    settings = load_settings(
+        None,
+        env={},
+        check_files=False,
+        store_url=f"sqlite:///{tmp_path / 'api.db'}",
+        predictions={"enabled": False},
+        geofences={"sample_sites": False},
+    )
+    p = Pipeline(settings, store, bus, winds=None, geofences=[])
+    yield p
+    p.close()
 
 
 @pytest.fixture
@@ -39,6 +53,6 @@ def picture(store: Any) -> Picture:
 
 
 @pytest.fixture
-def client(pipeline: FakePipeline) -> Iterator[TestClient]:
+def client(pipeline: Pipeline) -> Iterator[TestClient]:
     with TestClient(create_app(pipeline, heartbeat_s=0.2, picture_ttl_s=0.0, freeze_gc=False)) as c:
         yield c

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from api_helpers import T0, FakePipeline, Picture, make_track
+from api_helpers import T0, Picture, make_track
 from fastapi.testclient import TestClient
 
 from stratowatch.api import create_app
 from stratowatch.model import ObjectClass
+from stratowatch.service.pipeline import Pipeline
 from stratowatch.service.serialize import track_to_json
 
 
@@ -23,7 +24,7 @@ def wait_for(client: TestClient, params: dict[str, Any], total: int) -> dict[str
         time.sleep(0.02)
 
 
-def test_picture_follows_track_events(pipeline: FakePipeline, picture: Picture, store: Any) -> None:
+def test_picture_follows_track_events(pipeline: Pipeline, picture: Picture, store: Any) -> None:
     app = create_app(pipeline, picture_ttl_s=60.0, freeze_gc=False)
     with TestClient(app) as client:
         first = client.get("/api/v1/tracks", params={"limit": 1000}).json()
@@ -40,7 +41,7 @@ def test_picture_follows_track_events(pipeline: FakePipeline, picture: Picture, 
         assert [t["track_id"] for t in ended["items"]] == [100, 101] and ended["total"] == 2
 
 
-def test_picture_rereads_the_store_when_the_bus_is_quiet(pipeline: FakePipeline, store: Any) -> None:
+def test_picture_rereads_the_store_when_the_bus_is_quiet(pipeline: Pipeline, store: Any) -> None:
     with TestClient(create_app(pipeline, picture_ttl_s=0.3, freeze_gc=False)) as client:
         assert client.get("/api/v1/tracks").json()["total"] == 0
         store.write_track_states([make_track(5)])

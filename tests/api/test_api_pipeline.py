@@ -72,9 +72,18 @@ def test_track_alert_acknowledge_resolve(live: tuple[Pipeline, Any]) -> None:
     alert = entered[0]
     assert alert["incident_id"] is not None and alert["acknowledged_by"] is None
 
+    events = pipeline.bus.subscribe(["alerts", "incidents"])
     r = client.post(f"/api/v1/alerts/{alert['alert_id']}/acknowledge", json={"who": "duty officer"})
     assert r.status_code == 200, r.text
     assert r.json()["acknowledged_by"] == "duty officer"
+    assert pipeline.store.alert(alert["alert_id"]).acknowledged_by == "duty officer"
+    published = events.drain()
+    assert ("alerts", r.json()) in published  # the stream carries the same body
+    assert any(topic == "incidents" for topic, _ in published)
+    acked = client.get("/api/v1/alerts", params={"acknowledged": "true"}).json()["items"]
+    assert [a["alert_id"] for a in acked] == [alert["alert_id"]]
+    audit = client.get("/api/v1/audit").json()["items"][0]
+    assert (audit["actor"], audit["action"]) == ("duty officer", "acknowledge")
     incident = client.get(f"/api/v1/incidents/{alert['incident_id']}").json()
     assert incident["status"] == "tracking"
     assert track["track_id"] in incident["track_ids"]

@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import FakePipeline, live_server, make_track
+from api_helpers import live_server, make_track
 
 from stratowatch.api import create_app
 from stratowatch.service.bus import InProcessBus
+from stratowatch.service.pipeline import Pipeline
 from stratowatch.service.serialize import track_to_json
 
 
@@ -32,7 +33,7 @@ def sse_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def server(pipeline: FakePipeline) -> Iterator[tuple[str, Any]]:
+def server(pipeline: Pipeline) -> Iterator[tuple[str, Any]]:
     app = create_app(pipeline, heartbeat_s=0.3, freeze_gc=False)
     with live_server(app) as url:
         yield url, app
