@@ -84,3 +84,23 @@ def test_cheap_jpda_probabilities():
     )
     b2 = cheap_jpda(p2, p_detect=0.9, clutter_density=1e-4)
     assert b2[0] > 10 * b2[1]
+
+
+def test_dense_and_sparse_solvers_agree(monkeypatch):
+    import stratowatch.tracking.association as assoc
+
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        nt, nd = rng.integers(2, 30), rng.integers(2, 30)
+        cost = rng.uniform(0, 12, size=(nt, nd))
+        cost[rng.random((nt, nd)) < 0.7] = np.inf
+        cost[cost > 9.0] = np.inf
+        if not np.isfinite(cost).any():
+            continue
+        p = _pairs(cost)
+        monkeypatch.setattr(assoc, "_DENSE_MAX", 10**9)
+        dense, _ = gnn(p)
+        monkeypatch.setattr(assoc, "_DENSE_MAX", 0)
+        sparse, _ = gnn(p)
+        total = lambda sel: p.d2[sel].sum() + 9.0 * (len(np.unique(p.track)) - sel.size)  # noqa: E731
+        assert np.isclose(total(dense), total(sparse))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
@@ -61,6 +62,8 @@ def gnn(pairs: Pairs) -> tuple[IntArray, IntArray]:
     cost = pairs.d2 + pairs.logdet_s
     min_logdet = np.full(nt, np.inf)
     np.minimum.at(min_logdet, t_idx, pairs.logdet_s + pairs.gate)
+    if nt * (nd + nt) <= _DENSE_MAX:
+        return _gnn_dense(pairs, t_idx, d_idx, nt, nd, cost, min_logdet)
     # Rows: tracks [0, nt), detection dummies [nt, nt+nd). Cols: dets [0, nd), track dummies [nd, nd+nt).
     rows = np.concatenate([t_idx, np.arange(nt), nt + np.arange(nd), nt + d_idx])
     cols = np.concatenate([d_idx, nd + np.arange(nt), np.arange(nd), nd + t_idx])
@@ -75,6 +78,27 @@ def gnn(pairs: Pairs) -> tuple[IntArray, IntArray]:
     want = r[real].astype(np.int64) * nd + c[real]
     pos = np.searchsorted(key[order], want)
     chosen = order[pos]
+    return chosen, np.asarray(pairs.track[chosen])
+
+
+_DENSE_MAX = 20_000  # below this many cells a dense Hungarian solve is faster than building a graph
+
+
+def _gnn_dense(
+    pairs: Pairs, t_idx: IntArray, d_idx: IntArray, nt: int, nd: int, cost: FloatArray, miss: FloatArray
+) -> tuple[IntArray, IntArray]:
+    """The same optimum on a small problem: tracks x (detections + one private miss column each);
+    a detection left unassigned costs nothing (it may start a track)."""
+    big = float(np.max(cost, initial=0.0) + np.max(miss) + 1.0) * 10.0
+    matrix = np.full((nt, nd + nt), big)
+    matrix[t_idx, d_idx] = cost
+    matrix[np.arange(nt), nd + np.arange(nt)] = miss
+    rows, cols = linear_sum_assignment(matrix)
+    real = (cols < nd) & (matrix[rows, cols] < big)
+    want = rows[real].astype(np.int64) * nd + cols[real]
+    key = t_idx.astype(np.int64) * nd + d_idx
+    order = np.argsort(key)
+    chosen = order[np.searchsorted(key[order], want)]
     return chosen, np.asarray(pairs.track[chosen])
 
 

@@ -220,22 +220,12 @@ class Tracker:
         x, P = imm.predict_combined(
             xc0[idx], Pc0[idx], tr.mu[idx], dt, self._up(xc0[idx, :3]), self.models, self._rates
         )
-        g = self.frame.to_geodetic(x[:, :3]) if idx.size else np.empty((0, 3))
-        b = self.frame.enu_basis(x[:, :3]) if idx.size else np.empty((0, 3, 3))
-        vel = np.einsum("nij,nj->ni", b, x[:, 3:])
-        pcov = np.einsum("nij,njk,nlk->nil", b, P[:, :3, :3], b)
-        sig = np.sqrt(np.maximum(np.diagonal(pcov, axis1=1, axis2=2), 0.0))
         return TrackTable(
             time_s=time_s,
             track_id=tr.track_id[idx],
             status=tr.status[idx],
             x=x,
             P=P,
-            lat_deg=g[:, 0],
-            lon_deg=g[:, 1],
-            alt_m=g[:, 2],
-            velocity_enu_mps=vel,
-            position_sigma_enu_m=sig,
             mu=tr.mu[idx],
             last_update_s=tr.t_s[idx],
             first_s=tr.first_s[idx],
@@ -243,6 +233,7 @@ class Tracker:
             sensor_mask=tr.sensor_mask[idx],
             n_updates=tr.n_updates[idx],
             misses_run=tr.misses_run[idx],
+            frame=self.frame,
         )
 
     def to_tracks(
@@ -306,8 +297,15 @@ class Tracker:
     def _sub_scans(self, batch: ObservationBatch) -> Iterator[ObservationBatch]:
         """Split a batch so that each part is one sensor's revisit with each identity once."""
         n = len(batch)
-        rank = np.zeros(n, np.int64)
+        one_sensor = bool(np.all(batch.sensor_index == batch.sensor_index[0]))
         has_id = batch.identity >= 0
+        if one_sensor and not has_id.any():
+            sid = batch.sensor_ids[int(batch.sensor_index[0])]
+            period = self.sensors[sid].update_period_s if sid in self.sensors else np.inf
+            if not (np.isfinite(period) and period > 0) or np.ptp(batch.time_s) < period:
+                yield batch  # the common case: one sensor's one revisit
+                return
+        rank = np.zeros(n, np.int64)
         if np.any(has_id):
             idx = np.flatnonzero(has_id)
             order = idx[np.lexsort((batch.time_s[idx], batch.identity[idx]))]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import numpy.typing as npt
+
+from stratowatch.tracking.frames import Frame
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -82,18 +84,18 @@ class TrackArrays:
 
 @dataclass(frozen=True, slots=True)
 class TrackTable:
-    """What the tracker reports at a time: states predicted to ``time_s``, frame coordinates."""
+    """What the tracker reports at a time: states predicted to ``time_s``, frame coordinates.
+
+    The geodetic and east/north/up views (``lat_deg``, ``lon_deg``, ``alt_m``,
+    ``velocity_enu_mps``, ``position_sigma_enu_m``) are computed on first use, so a caller that
+    only needs frame coordinates (the benchmark CLI) does not pay for them.
+    """
 
     time_s: float
     track_id: IntArray
     status: npt.NDArray[np.int8]
     x: FloatArray  # (n, 6) position and velocity in the tracker's frame
     P: FloatArray  # (n, 6, 6)
-    lat_deg: FloatArray
-    lon_deg: FloatArray
-    alt_m: FloatArray
-    velocity_enu_mps: FloatArray  # (n, 3)
-    position_sigma_enu_m: FloatArray  # (n, 3)
     mu: FloatArray  # (n, M) model probabilities
     last_update_s: FloatArray
     first_s: FloatArray
@@ -101,6 +103,46 @@ class TrackTable:
     sensor_mask: npt.NDArray[np.uint64]
     n_updates: IntArray
     misses_run: IntArray
+    frame: Frame
+    _views: dict[str, FloatArray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.track_id.shape[0])
+
+    def _geodetic(self) -> FloatArray:
+        g = self._views.get("geodetic")
+        if g is None:
+            g = self.frame.to_geodetic(self.x[:, :3]) if len(self) else np.empty((0, 3))
+            self._views["geodetic"] = g
+        return g
+
+    def _basis(self) -> FloatArray:
+        b = self._views.get("basis")
+        if b is None:
+            b = self.frame.enu_basis(self.x[:, :3]) if len(self) else np.empty((0, 3, 3))
+            self._views["basis"] = b
+        return b
+
+    @property
+    def lat_deg(self) -> FloatArray:
+        return np.asarray(self._geodetic()[:, 0])
+
+    @property
+    def lon_deg(self) -> FloatArray:
+        return np.asarray(self._geodetic()[:, 1])
+
+    @property
+    def alt_m(self) -> FloatArray:
+        return np.asarray(self._geodetic()[:, 2])
+
+    @property
+    def velocity_enu_mps(self) -> FloatArray:
+        """(n, 3) east, north, up."""
+        return np.asarray(np.einsum("nij,nj->ni", self._basis(), self.x[:, 3:]))
+
+    @property
+    def position_sigma_enu_m(self) -> FloatArray:
+        """(n, 3) one-sigma position uncertainty along east, north, up."""
+        b = self._basis()
+        cov = np.einsum("nij,njk,nlk->nil", b, self.P[:, :3, :3], b)
+        return np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
