@@ -301,8 +301,8 @@ class Tracker:
         has_id = batch.identity >= 0
         if one_sensor and not has_id.any():
             sid = batch.sensor_ids[int(batch.sensor_index[0])]
-            period = self.sensors[sid].update_period_s if sid in self.sensors else np.inf
-            if not (np.isfinite(period) and period > 0) or np.ptp(batch.time_s) < period:
+            revisit = self.sensors[sid].update_period_s if sid in self.sensors else np.inf
+            if not (np.isfinite(revisit) and revisit > 0) or np.ptp(batch.time_s) < revisit:
                 yield batch  # the common case: one sensor's one revisit
                 return
         rank = np.zeros(n, np.int64)
