@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import pickle
 import threading
 import time
@@ -55,6 +54,8 @@ log = logging.getLogger(__name__)
 TRACKER_STATE_KEY = "pipeline.tracker"
 ALERTS_STATE_KEY = "pipeline.alerts"
 STATE_VERSION = 1
+#: Observations read from the store per page when replaying after a snapshot.
+REPLAY_PAGE = 50_000
 
 
 # ----------------------------------------------------------------------------- set-up helpers
@@ -251,7 +252,7 @@ class Pipeline:
             st.steps += 1
             st.tracks = len(tracks)
             st.last_time_s = float(time_s)
-            if st.steps % self.settings.pipeline.state_every_steps == 0:
+            if st.steps % self.settings.pipeline.state_every_steps == 0 or st.steps == 1:
                 self.save_state()
             self.bus.publish(
                 "tracks", {"time_s": float(time_s), "tracks": [track_to_json(t) for t in tracks]}
@@ -399,30 +400,43 @@ class Pipeline:
             self.alerts.restore(doc["engine"])
             self.predictions = {int(k): v for k, v in doc.get("predictions", {}).items()}
         blob = self.store.load_state(TRACKER_STATE_KEY)
-        since = -math.inf
-        if blob:
-            snap = pickle.loads(blob)
-            if snap.get("version") == STATE_VERSION:
-                self.tracker = snap["tracker"]
-                self.tracker.sensors.update(self.registry.sensors)
-                self._categories = dict(snap["categories"])
-                self._live_ids = np.asarray(snap["live_ids"], dtype=np.int64)
-                since = float(snap["time_s"])
-                self.stats.restored_from_s = since
-                self.stats.last_time_s = since
-        # replay what the store committed after the snapshot (all of it when there is none)
-        pending = self.store.observations(t0=None if math.isinf(since) else since, limit=None)
-        pending = sorted((o for o in pending if o.time_s > since), key=lambda o: o.time_s)
-        if not pending:
+        if not blob:
+            return  # a fresh pipeline (observations stored by other tools are not replayed)
+        snap = pickle.loads(blob)
+        if snap.get("version") != STATE_VERSION:
+            log.warning(
+                "stored tracker state has version %s, not %s: starting afresh",
+                snap.get("version"),
+                STATE_VERSION,
+            )
             return
+        self.tracker = snap["tracker"]
+        self.tracker.sensors.update(self.registry.sensors)
+        self._categories = dict(snap["categories"])
+        self._live_ids = np.asarray(snap["live_ids"], dtype=np.int64)
+        since = float(snap["time_s"])
+        self.stats.restored_from_s = self.stats.last_time_s = since
+        # replay what the store committed after the snapshot, a page at a time
         from stratowatch.ingest.replay import steps
 
-        for t, chunk in steps(pending, self.settings.pipeline.step_s):
-            batch = ObservationBatch.from_observations(chunk, self.tracker.identities)
-            self.tracker.step_batch(t, batch)
-            self.stats.last_time_s = t
-        self.stats.observations_replayed = len(pending)
-        log.info("resumed: replayed %d stored observations after the snapshot", len(pending))
+        offset = 0
+        while True:
+            page = self.store.observations(t0=since, limit=REPLAY_PAGE, offset=offset)
+            offset += len(page)
+            pending = sorted((o for o in page if o.time_s > since), key=lambda o: o.time_s)
+            for t, chunk in steps(pending, self.settings.pipeline.step_s):
+                batch = ObservationBatch.from_observations(chunk, self.tracker.identities)
+                self.tracker.step_batch(t, batch)
+                self.stats.last_time_s = max(self.stats.last_time_s, t)
+            self.stats.observations_replayed += len(pending)
+            if len(page) < REPLAY_PAGE:
+                break
+        if self.stats.observations_replayed:
+            log.info(
+                "resumed from the snapshot at %.3f: replayed %d stored observations after it",
+                since,
+                self.stats.observations_replayed,
+            )
 
     # ------------------------------------------------------------------ health, shutdown
 
