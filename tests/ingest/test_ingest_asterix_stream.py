@@ -78,3 +78,24 @@ def test_split_blocks_over_tcp_are_emitted_before_the_feed_closes():
     assert sorted(o.source.position for o in sink.observations) == sorted(
         {o.source.position for o in sink.observations}
     )
+
+
+def test_without_the_optional_decoder_library_blocks_are_quarantined_with_the_reason(monkeypatch):
+    import importlib.util
+    import io
+
+    import stratowatch.ingest.asterix as ax
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        ax.importlib.util, "find_spec", lambda name, *a: None if name == "asterix" else real(name, *a)
+    )
+    cat034 = bytes([34, 0, 10, 0xF0, 25, 201, 1, 0x54, 0x60, 0x00])  # a north marker (SAC/SIC, type, time)
+    data = _blocks(1) + cat034
+    sink = CollectingSink()
+    AsterixReader(registry_from_dict(REGISTRY)).read(
+        io.BytesIO(data), ReadContext("f.ast", date_utc=date(2024, 1, 2)), sink
+    )
+    assert len(sink.observations) == 5  # CAT048 needs no library
+    assert len(sink.quarantined) == 1
+    assert "asterix-decoder is not installed" in sink.quarantined[0].reason

@@ -55,6 +55,7 @@ fresh worker takes the next block.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import math
 import os
@@ -439,6 +440,8 @@ class DecoderWorker:
 
     def parse(self, block: bytes) -> tuple[str, Any]:
         """("ok", records) | ("error", text) | ("crash", text) for one data block."""
+        if importlib.util.find_spec("asterix") is None:
+            return "error", "asterix-decoder is not installed (pip install 'stratowatch[asterix]')"
         if self._proc is None:
             self._proc = self._start()
         proc = self._proc
@@ -747,7 +750,8 @@ class _Session:
     def _library_block(self, cat: int, raw: bytes, packet_time_s: float, pos: int) -> None:
         status, value = self.worker.parse(raw)
         if status != "ok" or not isinstance(value, list) or not value:
-            reason = value if status == "crash" else "asterix-decoder could not decode the block"
+            missing = status == "error" and isinstance(value, str) and "not installed" in value
+            reason = value if status == "crash" or missing else "asterix-decoder could not decode the block"
             self.out.quarantine(pos, str(reason), raw, f"CAT{cat:03d}")
             return
         used = 0
