@@ -216,3 +216,45 @@ def test_kill_9_loses_nothing_committed(tmp_path: Path) -> None:
     assert resumed.stats.steps == 0 and resumed.tracker.tracks.track_id.size > 0
     resumed.close()
     store.close()
+
+
+def test_a_balloon_drifting_with_the_wind_is_classified_with_the_wind_reason(tmp_path: Path) -> None:
+    """Position-only reports (no velocity, no identity) of an object drifting with the 50 hPa
+    wind of the field: the pipeline's wind match (drift model velocity) says so."""
+    import numpy as np
+
+    from stratowatch.model import MeasurementKind, Observation
+    from stratowatch.weather.interp import wind_at
+
+    t0 = 1_675_274_400.0
+    grid = analytic_field(t0_s=t0 - 6 * 3600.0, hours=24.0)
+    settings = _settings(tmp_path, geofences={"sample_sites": False})
+    store = open_store(settings.store_url)
+    pipe = Pipeline(settings, store, winds=grid)
+    lat, lon = 49.5, -112.0
+    k = int(np.flatnonzero(grid.pressure_hpa == 50.0)[0])
+    alt = float(grid.column_heights(t0, lat, lon)[0, k])
+    rng = np.random.default_rng(5)
+    for step in range(30):
+        t = t0 + 60.0 * step
+        e, n = rng.normal(0.0, 30.0, 2)
+        ob = Observation(
+            t,
+            "radar-x",
+            MeasurementKind.GEODETIC,
+            (lat + n / 111_200.0, lon + e / (111_200.0 * np.cos(np.radians(lat))), alt),
+            (30.0, 50.0),
+        )
+        tracks = pipe.process(t, [ob])
+        u, v = wind_at(grid, t, lat, lon, alt)
+        lat += float(v) * 60.0 / 111_200.0
+        lon += float(u) * 60.0 / (111_200.0 * np.cos(np.radians(lat)))
+    (trk,) = tracks
+    assert trk.classification is not None and trk.classification.label == ObjectClass.BALLOON
+    assert any(r.startswith("drifts with the 50 hPa wind within") for r in trk.classification.reasons), (
+        trk.classification.reasons
+    )
+    stored = store.track(trk.track_id)
+    assert stored is not None and stored.classification == trk.classification
+    pipe.close()
+    store.close()

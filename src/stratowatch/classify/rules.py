@@ -146,12 +146,12 @@ def classify_table(
     *,
     winds: WindGrid | None = None,
     categories: Sequence[str | None] | None = None,
-    velocity_sigma_mps: FloatArray | None = None,
+    wind: WindMatch | None = None,
 ) -> list[Classification]:
-    """Classify the tracker's reported tracks. ``winds`` adds the wind match (velocity against
-    the wind at each track's altitude); ``categories`` gives each row's emitter category;
-    ``velocity_sigma_mps`` each row's horizontal velocity 1-sigma (default: from the trace of
-    the velocity covariance, which is conservative)."""
+    """Classify the tracker's reported tracks. ``winds`` adds the wind match (each track's
+    velocity against the wind at its altitude, velocity 1-sigma bounded by the trace of its
+    covariance); ``wind`` gives a wind match computed by the caller instead (the service uses
+    the drift model's own velocity); ``categories`` gives each row's emitter category."""
     names = list(model_names)
     p_man = (
         table.mu[:, names.index("aircraft_manoeuvre")]
@@ -172,16 +172,17 @@ def classify_table(
         identity_kind=kinds,
         n_updates=table.n_updates,
         category=list(categories) if categories is not None else [],
-        wind=_wind_of(table, winds, velocity_sigma_mps) if winds is not None and len(table) else None,
+        wind=wind
+        if wind is not None
+        else (_wind_of(table, winds) if winds is not None and len(table) else None),
     )
     return classify_features(f, config)
 
 
-def _wind_of(table: TrackTable, winds: WindGrid, sigma: FloatArray | None) -> WindMatch:
-    if sigma is None:
-        # per-axis horizontal velocity sigma bounded from above by the trace of the velocity
-        # covariance (frame-invariant; the vertical variance makes it conservative)
-        sigma = np.sqrt(np.trace(table.P[:, 3:, 3:], axis1=1, axis2=2) / 2.0)
+def _wind_of(table: TrackTable, winds: WindGrid) -> WindMatch:
+    # per-axis horizontal velocity sigma bounded from above by the trace of the velocity
+    # covariance (frame-invariant; the vertical variance makes it conservative)
+    sigma = np.sqrt(np.trace(table.P[:, 3:, 3:], axis1=1, axis2=2) / 2.0)
     return wind_match(
         winds,
         table.time_s,

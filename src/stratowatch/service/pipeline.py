@@ -40,13 +40,14 @@ from stratowatch.alerts.geofences import geofences_from_config, load_border_side
 from stratowatch.alerts.geofences import sample_sites_path as _sample_sites_path
 from stratowatch.alerts.notify import BackgroundNotifier, LogNotifier, MqttNotifier, Notifier, WebhookNotifier
 from stratowatch.classify import classify_table
+from stratowatch.classify.wind import WindMatch, wind_match
 from stratowatch.config import ConfigError, Settings
 from stratowatch.ingest.registry import RegistryError, SensorRegistry, load_registry, registry_from_dict
 from stratowatch.model import Alert, Geofence, Incident, Observation, ObservationBatch, Sensor, Track
 from stratowatch.service.bus import InProcessBus
 from stratowatch.service.predictions import PredictionScheduler
 from stratowatch.service.serialize import alert_to_json, incident_to_json, track_to_json
-from stratowatch.tracking import Tracker
+from stratowatch.tracking import Tracker, TrackTable
 from stratowatch.weather.grid import WindGrid
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,33 @@ def wind_field(settings: Settings, now_s: float | None = None) -> WindGrid | Non
     else:
         return None
     return steady_field(grid) if w.steady else grid
+
+
+def drift_wind_match(tracker: Tracker, table: TrackTable, winds: WindGrid) -> WindMatch:
+    """The wind match under the balloon hypothesis: the drift model's own velocity and velocity
+    covariance (at each track's last update), rotated to east/north, against the wind.
+
+    The IMM's combined covariance mixes in the aircraft models' spread and is often too wide to
+    say anything; the drift model's is what "does it drift with the wind?" asks about."""
+    trk = tracker.tracks
+    rows = np.searchsorted(trk.track_id, table.track_id)
+    rows = np.minimum(rows, max(len(trk) - 1, 0))
+    names = [m.name for m in tracker.models]
+    if (
+        not len(trk)
+        or not np.array_equal(trk.track_id[rows], table.track_id)
+        or (tracker.config.balloon_model not in names)
+    ):
+        vel = table.velocity_enu_mps[:, :2]
+        sigma = np.sqrt(np.trace(table.P[:, 3:, 3:], axis1=1, axis2=2) / 2.0)
+    else:
+        b = names.index(tracker.config.balloon_model)
+        x, P = trk.x[rows, b], trk.P[rows, b]
+        basis = tracker.frame.enu_basis(x[:, :3])[:, :2, :]
+        vel = np.einsum("nij,nj->ni", basis, x[:, 3:])
+        cov = np.einsum("nij,njk,nlk->nil", basis, P[:, 3:, 3:], basis)
+        sigma = np.sqrt(np.maximum(cov[:, 0, 0] + cov[:, 1, 1], 0.0) / 2.0)
+    return wind_match(winds, table.time_s, table.lat_deg, table.lon_deg, table.alt_m, vel, sigma)
 
 
 def _notifier(settings: Settings, store: Any) -> BackgroundNotifier:
@@ -272,18 +300,14 @@ class Pipeline:
         table = tracker.step_batch(time_s, batch)
         cats = [self._categories.get(int(c)) for c in table.identity.tolist()]
         winds = self.winds if self.settings.pipeline.classify_with_winds else None
-        sigma = None
-        if winds is not None and len(table):  # horizontal velocity 1-sigma in the local ENU frame
-            basis = tracker.frame.enu_basis(table.x[:, :3])[:, :2, :]
-            cov = np.einsum("nij,njk,nlk->nil", basis, table.P[:, 3:, 3:], basis)
-            sigma = np.sqrt(np.maximum(cov[:, 0, 0] + cov[:, 1, 1], 0.0) / 2.0)
+        wind = drift_wind_match(tracker, table, winds) if winds is not None and len(table) else None
         classes = classify_table(
             table,
             [m.name for m in tracker.models],
             tracker.identities,
             winds=winds,
             categories=cats,
-            velocity_sigma_mps=sigma,
+            wind=wind,
         )
         return tracker.to_tracks(table, classifications=classes)
 
