@@ -10,6 +10,11 @@ Member 0 is always the deterministic run (mean state, no wind error). The others
   velocity minus the model wind at the member's position (capped at ``MAX_OFFSET_MPS``), which
   then relaxes as the OU wind-error process (see :class:`WindErrorModel`);
 * ascent rate, burst altitude and descent rate from the profile's ``*_sigma`` fields.
+
+Every draw is made for all members, and each member's wind error has its own seed
+(:func:`~stratowatch.prediction.integrate.member_seeds`), so ``member_range=(a, b)`` runs members
+a..b-1 of the ensemble exactly as the whole run would: an ensemble can be split across workers
+(:mod:`stratowatch.prediction.executors`) without changing a single number.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy.typing as npt
 
 from stratowatch.geo import EARTH_RADIUS_M
 from stratowatch.prediction.altitude_from_drift import altitude_from_drift
-from stratowatch.prediction.integrate import Prediction, WindErrorModel, integrate
+from stratowatch.prediction.integrate import Prediction, WindErrorModel, integrate, member_seeds
 from stratowatch.prediction.profiles import FlightProfile
 from stratowatch.weather.grid import FloatArray, WindGrid
 from stratowatch.weather.interp import wind_at
@@ -71,10 +76,17 @@ def ensemble(
     output_every_s: float = 600.0,
     backward: bool = False,
     velocity_sigma_mps: float = 2.0,
+    member_range: tuple[int, int] | None = None,
 ) -> Prediction:
-    """Run ``members`` members (member 0 deterministic) from ``state``; see the module docstring."""
+    """Run ``members`` members (member 0 deterministic) from ``state``; see the module docstring.
+
+    ``member_range=(a, b)`` returns only members a..b-1 (the same values as the full run's).
+    """
     if members < 1:
         raise ValueError("members must be >= 1")
+    first, stop = (0, members) if member_range is None else member_range
+    if not 0 <= first < stop <= members:
+        raise ValueError(f"member_range {member_range} is not within 0..{members}")
     profile = profile or FlightProfile()
     wind_error = wind_error if wind_error is not None else WindErrorModel()
     rng = np.random.default_rng(seed)
@@ -137,15 +149,16 @@ def ensemble(
     s = wind_error.scale_spread
     noise_scale = np.exp(s * rng.standard_normal(members) - s * s)
     noise_scale[0] = 0.0
+    ascent = spread(profile.ascent_rate_mps, profile.ascent_rate_sigma_mps, 0.5)
+    burst = spread(profile.burst_alt_m, profile.burst_alt_sigma_m, 1000.0)
+    descent = spread(profile.descent_rate_mps, profile.descent_rate_sigma_mps, 0.5)
+    run = slice(first, stop)
     pred = integrate(
-        grid, state.time_s, lat, lon, alt, hours,
+        grid, state.time_s, lat[run], lon[run], alt[run], hours,
         profile=profile, dt_s=dt_s, output_every_s=output_every_s, backward=backward,
-        wind_error=wind_error, wind_offset_east_mps=offset_e, wind_offset_north_mps=offset_n,
-        noise_scale=noise_scale,
-        ascent_rate_mps=spread(profile.ascent_rate_mps, profile.ascent_rate_sigma_mps, 0.5),
-        burst_alt_m=spread(profile.burst_alt_m, profile.burst_alt_sigma_m, 1000.0),
-        descent_rate_mps=spread(profile.descent_rate_mps, profile.descent_rate_sigma_mps, 0.5),
-        seed=seed,
+        wind_error=wind_error, wind_offset_east_mps=offset_e[run], wind_offset_north_mps=offset_n[run],
+        noise_scale=noise_scale[run], ascent_rate_mps=ascent[run], burst_alt_m=burst[run],
+        descent_rate_mps=descent[run], member_seed=member_seeds(seed, members)[run],
     )  # fmt: skip
     return replace(pred, notes=tuple(notes) + pred.notes)
 
@@ -161,9 +174,14 @@ def predict_track(
     profile: FlightProfile | None = None,
     wind_error: WindErrorModel | None = None,
     backward: bool = False,
+    member_range: tuple[int, int] | None = None,
 ) -> Prediction:
-    """The live service's entry point: a drift ensemble for one track (float profile by default)."""
+    """The live service's entry point: a drift ensemble for one track (float profile by default).
+
+    ``member_range=(a, b)``: only members a..b-1, identical to the full run's (see the module
+    docstring); :func:`stratowatch.prediction.executors.predict_tracks` splits with it.
+    """
     return ensemble(
         grid, track_state, hours, members, covariance=covariance, profile=profile,
-        wind_error=wind_error, seed=seed, backward=backward,
+        wind_error=wind_error, seed=seed, backward=backward, member_range=member_range,
     )  # fmt: skip

@@ -26,8 +26,10 @@ Wind error. Each member adds to the interpolated wind its own offset (du, dv), a
 Ornstein-Uhlenbeck process with decorrelation time τ and a standard deviation that grows with
 lead time, σ(t) = σ0 + g·|t - t0| (see :class:`WindErrorModel`); it is updated once per step
 with the exact OU transition, du ← φ du + sqrt(1-φ²) σ ξ, φ = exp(-|Δt|/τ), ξ ~ N(0, 1) from
-numba's generator seeded with ``seed``. The offsets start at the given initial values (e.g. the
-observed drift minus the model wind).
+numba's generator, seeded afresh for every member from its own seed (:func:`member_seeds`, drawn
+from ``seed`` by member index), so a member's path does not depend on which other members run
+with it: an ensemble split across workers by member index gives the same paths. The offsets
+start at the given initial values (e.g. the observed drift minus the model wind).
 
 The kernel loops over members inside numba (one core) and records every ``output_every_s``.
 """
@@ -116,6 +118,8 @@ class Prediction:
     backward: bool = False
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: per member, the wind-lookup flags its run raised (outside the field's times or levels)
+    member_flags: npt.NDArray[np.int64] | None = None
 
     @property
     def members(self) -> int:
@@ -306,7 +310,7 @@ def _integrate_kernel(
     sigma0: float,
     sigma_growth_per_s: float,
     tau_s: float,
-    seed: int,
+    member_seed: npt.NDArray[np.int64],
     times: FloatArray,
     lats: FloatArray,
     lons: FloatArray,
@@ -321,7 +325,6 @@ def _integrate_kernel(
     burst_time: FloatArray,
     flags_out: npt.NDArray[np.int64],
 ) -> None:
-    np.random.seed(seed)  # noqa: NPY002 (numba supports only the legacy API)
     n_members = lat0.shape[0]
     phi = math.exp(-abs(dt) / tau_s)
     kick = math.sqrt(max(0.0, 1.0 - phi * phi))
@@ -342,6 +345,8 @@ def _integrate_kernel(
         descent = descent_rate[m]
         k = nz // 2
         ci[0] = 0
+        if noise_scale[m] > 0.0:
+            np.random.seed(member_seed[m])  # noqa: NPY002 (numba supports only the legacy API)
         flags = 0
         t = t0
         if mode == MODE_FLOAT_PRESSURE:
@@ -499,11 +504,14 @@ def integrate(
     burst_alt_m: npt.ArrayLike | None = None,
     descent_rate_mps: npt.ArrayLike | None = None,
     seed: int = 0,
+    member_seed: npt.ArrayLike | None = None,
 ) -> Prediction:
     """Integrate members (broadcast lat/lon/alt arrays) from ``time_s`` for ``hours``.
 
     ``noise_scale`` (per member, default 1) multiplies the wind-error sigma: 0 makes a member
     deterministic. Per-member ascent/burst/descent arrays override the profile's values.
+    ``member_seed`` (per member) seeds each member's wind error; by default
+    ``member_seeds(seed, n)``.
     """
     profile = profile or FlightProfile()
     if not (dt_s > 0 and output_every_s > 0 and hours > 0):
@@ -538,6 +546,9 @@ def integrate(
     mode = np.full(n, profile.mode, dtype=np.int64)
     log_p = math.log(profile.float_pressure_hpa) if profile.kind == "float-pressure" else 0.0
     dt = -dt_s if backward else dt_s
+    seeds = member_seeds(seed, n) if member_seed is None else np.asarray(member_seed, np.int64).reshape(-1)
+    if seeds.shape != (n,) or np.any(seeds < 0) or np.any(seeds >= 2**32):
+        raise ValueError(f"member_seed needs {n} values in [0, 2**32)")
     _integrate_kernel(
         float(time_s), dt, n_steps, out_every, lat, lon, alt, mode,
         _as_member_array(ascent_rate_mps, profile.ascent_rate_mps, n, "ascent_rate_mps"),
@@ -546,7 +557,7 @@ def integrate(
         float(profile.ground_alt_m), log_p,
         _as_member_array(wind_offset_east_mps, 0.0, n, "wind_offset_east_mps") * (scale > 0),
         _as_member_array(wind_offset_north_mps, 0.0, n, "wind_offset_north_mps") * (scale > 0),
-        noisy, float(err.sigma_mps), err.growth_mps_per_day / 86400.0, err.decorrelation_s, int(seed),
+        noisy, float(err.sigma_mps), err.growth_mps_per_day / 86400.0, err.decorrelation_s, seeds,
         g.time_s, g.lat_deg, g.lon_deg, g.log_pressure, g.columns, g.global_lon,
         out_lat, out_lon, out_alt, status, end_time, burst_time, flags,
     )  # fmt: skip
@@ -565,7 +576,17 @@ def integrate(
         backward=backward,
         source=g.source,
         notes=tuple(notes),
+        member_flags=flags,
     )
+
+
+def member_seeds(seed: int, members: int) -> npt.NDArray[np.int64]:
+    """The wind-error seed of each of ``members`` members of a run seeded with ``seed``.
+
+    Member m's seed depends only on (seed, m): ``member_seeds(seed, n)[:k]`` equals
+    ``member_seeds(seed, k)``, so any split of the members by index draws the same noise.
+    """
+    return np.random.default_rng([int(seed), 0x5EED]).integers(0, 2**32, size=members, dtype=np.int64)
 
 
 def _notes(
@@ -587,4 +608,4 @@ def _notes(
     return notes
 
 
-__all__ = ["MODE_FLOAT", "Prediction", "WindErrorModel", "integrate"]
+__all__ = ["MODE_FLOAT", "Prediction", "WindErrorModel", "integrate", "member_seeds"]
