@@ -15,6 +15,7 @@ from stratowatch.api.picture import LivePicture
 from stratowatch.api.routers import (
     alerts,
     audit,
+    console,
     exports,
     geofences,
     health,
@@ -79,6 +80,7 @@ def create_app(
         audit,
         stream,
         exports,
+        console,
     ):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.request_metrics)
