@@ -138,11 +138,17 @@ class TrackTable:
     @property
     def velocity_enu_mps(self) -> FloatArray:
         """(n, 3) east, north, up."""
-        return np.asarray(np.einsum("nij,nj->ni", self._basis(), self.x[:, 3:]))
+        v = self._views.get("velocity")
+        if v is None:  # cached: callers index it row by row (to_tracks)
+            v = self._views["velocity"] = np.asarray(np.einsum("nij,nj->ni", self._basis(), self.x[:, 3:]))
+        return v
 
     @property
     def position_sigma_enu_m(self) -> FloatArray:
         """(n, 3) one-sigma position uncertainty along east, north, up."""
-        b = self._basis()
-        cov = np.einsum("nij,njk,nlk->nil", b, self.P[:, :3, :3], b)
-        return np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+        sig = self._views.get("sigma")
+        if sig is None:
+            b = self._basis()
+            cov = np.einsum("nij,njk,nlk->nil", b, self.P[:, :3, :3], b)
+            sig = self._views["sigma"] = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+        return sig
