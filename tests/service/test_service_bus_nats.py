@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from stratowatch.model import IdentityCodes, MeasurementKind, Observation, ObservationBatch
+from stratowatch.service.bus import InProcessBus
+from stratowatch.service.bus_base import Bus
 from stratowatch.service.bus_nats import (
     BusUnavailable,
     NatsBus,
@@ -144,6 +146,12 @@ def test_observations_arrive_in_order_per_subject(bus: NatsBus) -> None:
         "sw.obs.order.radar-2": [observation_to_json(o) for o in b],
     }
     assert consumer.state().num_pending == 0
+    # a new worker may start from any stream position (e.g. the last one its store committed)
+    stored = bus.replay("sw.obs.order.>", 1)
+    assert [m.observation().time_s for m in stored] == [o.time_s for o in interleaved]
+    late = bus.durable("order-from", "sw.obs.order.>", start_seq=stored[150].stream_seq)
+    assert [m.msg_id for m in late.fetch(100, timeout_s=1.0)] == [m.msg_id for m in stored[150:]]
+    assert isinstance(bus, Bus) and isinstance(InProcessBus(), Bus)
 
 
 def test_unacknowledged_redelivered_after_consumer_dies_acknowledged_not(server: NatsServer) -> None:
@@ -276,6 +284,32 @@ def test_server_kill9_and_restart_loses_nothing_and_redelivers_nothing_acknowled
             assert consumer.fetch(100, timeout_s=1.5) == []
             assert 0 <= consumer.suppressed <= 20  # replayed by the server, dropped by id
             assert consumer.state().ack_floor_stream_seq == 80
+    finally:
+        srv.stop()
+
+
+def test_publisher_is_held_at_its_outbox_bound_while_the_server_is_down(tmp_path: Path) -> None:
+    srv = NatsServer(tmp_path)
+    srv.start()
+    try:
+        with NatsBus(
+            NatsSettings(url=srv.url, outbox_size=5, reconnect_base_s=0.05, publish_timeout_s=0.5)
+        ) as bus:
+            srv.kill9()
+            obs = _obs(8, "s-outbox")
+            done = threading.Event()
+
+            def produce() -> None:
+                bus.publish_observations(obs, source="outbox")
+                done.set()
+
+            threading.Thread(target=produce, daemon=True).start()
+            time.sleep(0.5)
+            assert not done.is_set() and bus.pending_publishes == 5  # blocked, memory bounded
+            srv.start()
+            assert done.wait(20.0)
+            assert bus.flush(20.0)
+            assert [m.msg_id for m in bus.replay("sw.obs.outbox.>", 1)] == [observation_id(o) for o in obs]
     finally:
         srv.stop()
 

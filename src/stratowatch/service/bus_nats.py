@@ -471,25 +471,40 @@ class NatsBus:
         if msg_id is not None:
             hdr[MSG_ID] = msg_id
         done: concurrent.futures.Future[PubAck] = concurrent.futures.Future()
-        self._room.acquire()  # back-pressure: blocks while outbox_size messages await their ack
-        with self._idle:
-            self._unacked += 1
-        self._loop.call_soon_threadsafe(self._enqueue, _Outgoing(subject, data, hdr, done))
+        self._submit([_Outgoing(subject, data, hdr, done)])
         return done
+
+    def _submit(self, items: list[_Outgoing]) -> None:
+        start = 0
+        for i in range(len(items)):
+            if not self._room.acquire(blocking=False):
+                self._hand_over(items[start:i])
+                start = i
+                self._room.acquire()  # back-pressure: blocks while outbox_size messages await their ack
+        self._hand_over(items[start:])
+
+    def _hand_over(self, items: list[_Outgoing]) -> None:
+        if items:
+            with self._idle:
+                self._unacked += len(items)
+            self._loop.call_soon_threadsafe(self._enqueue, items)
 
     def publish_observations(self, observations: Iterable[Observation], *, source: str) -> int:
         """One JSON message per observation on ``sw.obs.<source>.<sensor>``, id = its observation id."""
+        if self._closed:
+            raise RuntimeError("NATS bus is closed")
+        items = []
         n = 0
         for o in observations:
-            doc = observation_to_json(o)
-            data = _dumps(doc)
-            self.publish_bytes(
-                observation_subject(source, o.sensor_id),
-                data,
-                msg_id=hashlib.blake2b(data, digest_size=16).hexdigest(),
-                headers={HEADER_FORMAT: FORMAT_JSON},
-            )
             n += 1
+            data = _dumps(observation_to_json(o))  # the same bytes observation_id() hashes
+            headers = {HEADER_FORMAT: FORMAT_JSON, MSG_ID: hashlib.blake2b(data, digest_size=16).hexdigest()}
+            items.append(_Outgoing(observation_subject(source, o.sensor_id), data, headers, None))
+            if len(items) >= 1000:
+                self._submit(items)
+                items = []
+        if items:
+            self._submit(items)
         return n
 
     def publish_batch(
@@ -525,8 +540,8 @@ class NatsBus:
         with self._idle:
             return self._unacked
 
-    def _enqueue(self, item: _Outgoing) -> None:
-        self._outbox.append(item)
+    def _enqueue(self, items: list[_Outgoing]) -> None:
+        self._outbox.extend(items)
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 
@@ -568,15 +583,22 @@ class NatsBus:
                     )
                 except Exception as exc:
                     futures.append(exc)
+            waiting = [f for f in futures if not isinstance(f, BaseException)]
+            if waiting:  # one timeout for the whole window
+                await asyncio.wait(waiting, timeout=self.settings.publish_timeout_s)
             results: list[api.PubAck | BaseException] = []
             for f in futures:
                 if isinstance(f, BaseException):
                     results.append(f)
-                    continue
-                try:
-                    results.append(await asyncio.wait_for(f, self.settings.publish_timeout_s))
-                except Exception as exc:
-                    results.append(exc)
+                elif not f.done():
+                    f.cancel()  # frees its slot in the client's pending-publish window
+                    results.append(TimeoutError("no acknowledgement from the stream"))
+                elif f.cancelled():
+                    results.append(asyncio.CancelledError())
+                elif (error := f.exception()) is not None:
+                    results.append(error)
+                else:
+                    results.append(f.result())
             first_bad = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), len(results))
             for item, r in zip(pending[:first_bad], results[:first_bad], strict=True):
                 ack = cast(api.PubAck, r)
