@@ -197,6 +197,7 @@ function partnersOf(t) {
 let dirty = false;
 let pendingLatency = []; // receipt times (performance.now) of events not yet on screen
 let listDue = 0;
+let listTimer = null;
 
 function schedule() {
   if (!dirty) {
@@ -246,6 +247,13 @@ function render() {
   if (now >= listDue) {
     listDue = now + 1000;
     renderList(keep);
+  } else if (listTimer === null) {
+    // the list is redrawn at most once a second, but always shows the latest picture
+    listTimer = setTimeout(() => {
+      listTimer = null;
+      listDue = 0;
+      schedule();
+    }, listDue - now);
   }
   $("track-count").textContent = String(feats.length);
 }
@@ -357,6 +365,7 @@ function applyTracks(ev, receivedAt) {
   for (const id of state.trails.keys()) if (!next.has(id)) state.trails.delete(id);
   state.tracks = next;
   state.timeS = ev.time_s;
+  if (!state.framed && next.size) frame(next);
   updateSlider();
   if (state.replayS === null) {
     state.shown = next;
@@ -364,6 +373,18 @@ function applyTracks(ev, receivedAt) {
     schedule();
     if (state.selected !== null && next.has(state.selected)) renderDetailLive(next.get(state.selected));
   }
+}
+
+/** Fit the map to the first picture, unless the analyst has moved it already. */
+function frame(tracks) {
+  state.framed = true;
+  if (state.userMoved) return;
+  let w = 180, e = -180, s = 90, n = -90;
+  for (const t of tracks.values()) {
+    w = Math.min(w, t.lon_deg); e = Math.max(e, t.lon_deg);
+    s = Math.min(s, t.lat_deg); n = Math.max(n, t.lat_deg);
+  }
+  map.fitBounds([[w, s], [e, n]], { padding: 120, maxZoom: 7, duration: 0 });
 }
 
 function connect() {
@@ -520,7 +541,8 @@ function renderPrediction(p) {
   const el = $("pred");
   if (!el) return;
   const arr = [...p.arrivals].sort((a, b) => b.probability - a.probability);
-  const rows = arr.map((a) => `<tr><td>${esc(a.name ?? a.geofence_id)}</td><td>${(a.probability * 100).toFixed(0)}%</td><td class="mono">${fmtTime(a.earliest_s).slice(5, 16)}</td><td class="mono">${fmtTime(a.median_s).slice(5, 16)}</td></tr>`);
+  const names = new Map((state.geofences ?? []).map((g) => [g.geofence_id, g.name]));
+  const rows = arr.map((a) => `<tr><td title="${esc(a.geofence_id)}">${esc(a.name ?? names.get(a.geofence_id) ?? a.geofence_id)}</td><td>${(a.probability * 100).toFixed(0)}%</td><td class="mono">${fmtTime(a.earliest_s).slice(5, 16)}</td><td class="mono">${fmtTime(a.median_s).slice(5, 16)}</td></tr>`);
   el.innerHTML =
     `<div class="muted">${fmtTime(p.time_s)} · ${p.hours ?? "?"} h · ${p.members ?? "?"} members · ${esc(p.source ?? "")}</div>` +
     (p.error ? `<div>failed: ${esc(p.error)}</div>` : "") +
@@ -734,6 +756,7 @@ function wire() {
   map.on("mouseenter", "tracks", () => (map.getCanvas().style.cursor = "pointer"));
   map.on("mouseleave", "tracks", () => (map.getCanvas().style.cursor = ""));
   map.on("moveend", schedule);
+  for (const ev of ["dragstart", "zoomstart", "rotatestart"]) map.on(ev, (e) => { if (e.originalEvent) state.userMoved = true; });
 }
 
 async function start() {

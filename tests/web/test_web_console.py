@@ -1,0 +1,214 @@
+"""The console in real headless Chromium against the live service: it loads with no internet,
+tracks appear and move as observations arrive, a selected balloon shows its cones, acknowledging
+an alert and resolving an incident update the lists, filters narrow the picture and the time
+slider replays the stored history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stratowatch.model import ObjectClass
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+SHOWN = """() => [...window.stratowatch.state.shown.values()].map(
+    t => [t.track_id, t.lat_deg, t.lon_deg, t.alt_m, t.time_s])"""
+SOURCE = """async (name) => (await window.stratowatch.map.getSource(name).getData()).features"""
+COUNT = """async () => (await window.stratowatch.map.getSource('tracks').getData()).features.length === """
+BALLOONS = "[...window.stratowatch.state.shown.values()].filter(t => t.classification?.label === 'balloon')"
+
+
+def _shown(page: Any) -> dict[int, tuple[float, float, float, float]]:
+    return {int(r[0]): (r[1], r[2], r[3], r[4]) for r in page.evaluate(SHOWN)}
+
+
+def _wait_time(page: Any, time_s: float) -> None:
+    page.wait_for_function(f"window.stratowatch.state.timeS >= {time_s}", timeout=20_000)
+
+
+def test_page_loads_offline_and_tracks_appear_and_move(console: Any, service: Any) -> None:
+    page, outside, errors = console
+    assert page.inner_text("#banner") == "REL TO CAN, USA"
+    # the base map comes from the package: land, borders and states are loaded on the map
+    page.wait_for_function(
+        "['land','borders','states'].every(s => window.stratowatch.map.isSourceLoaded(s))", timeout=20_000
+    )
+    assert len(page.evaluate(SOURCE, "land")[0]["geometry"]["coordinates"]) > 1000
+    # sensor sites and geofences from the API
+    assert len(page.evaluate(SOURCE, "sensors")) == sum(
+        1 for s in service.store.sensors() if s.lat_deg == s.lat_deg
+    )
+    assert len(page.evaluate(SOURCE, "geofences")) == len(service.store.geofences()) > 0
+
+    service.feed_until(0.3)
+    t1 = service.pipeline.stats.last_time_s
+    _wait_time(page, t1)
+    first = _shown(page)
+    live = {t.track_id: t for t in service.store.tracks(limit=None) if t.time_s == t1}
+    assert first and set(first) == set(live)
+    for tid, (lat, lon, alt, _) in first.items():
+        assert (lat, lon, alt) == pytest.approx((live[tid].lat_deg, live[tid].lon_deg, live[tid].alt_m))
+    page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {len(first)}")
+
+    service.feed_until(0.6)
+    t2 = service.pipeline.stats.last_time_s
+    _wait_time(page, t2)
+    second = _shown(page)
+    both = set(first) & set(second)
+    moved = [
+        tid
+        for tid in both
+        if abs(first[tid][0] - second[tid][0]) + abs(first[tid][1] - second[tid][1]) > 1e-3
+    ]
+    assert len(moved) >= max(1, len(both) // 2), (first, second)
+    # the map's track layer holds the new positions (one point per track) and their trails
+    page.wait_for_function(
+        f"""async () => (await window.stratowatch.map.getSource('tracks').getData()).features
+            .some(f => f.properties.id === {moved[0]} &&
+                       Math.abs(f.geometry.coordinates[1] - {second[moved[0]][0]}) < 1e-9)""",
+        timeout=10_000,
+    )
+    points = {f["properties"]["id"]: f["geometry"]["coordinates"] for f in page.evaluate(SOURCE, "tracks")}
+    assert set(points) == set(second)
+    assert len(page.evaluate(SOURCE, "trails")) >= len(moved)
+    assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
+    assert errors == []
+
+
+def test_selecting_a_balloon_shows_its_cone(console: Any, service: Any) -> None:
+    page, outside, errors = console
+    service.feed_until(1.0)
+    service.pipeline.wait_for_predictions(120.0)
+    last = service.scenario.scans[-1][0]
+    service.pipeline.process(last + 1.0, [])  # collects the finished predictions
+    _wait_time(page, last + 1.0)
+    balloons = [
+        t
+        for t in service.store.tracks(limit=None)
+        if t.classification is not None
+        and t.classification.label == ObjectClass.BALLOON
+        and service.store.prediction(t.track_id) is not None
+        and "error" not in service.store.prediction(t.track_id)
+    ]
+    assert balloons, "the episode has a predicted balloon"
+    tid = balloons[0].track_id
+    stored = service.store.prediction(tid)
+    page.click(f"#track-list [data-track='{tid}']")
+    page.wait_for_function(
+        f"window.stratowatch.state.prediction && window.stratowatch.state.prediction.track_id === {tid}",
+        timeout=15_000,
+    )
+    page.wait_for_function(
+        "async () => (await window.stratowatch.map.getSource('prediction').getData()).features.length > 0"
+    )
+    feats = page.evaluate(SOURCE, "prediction")
+    cones = [f for f in feats if f["properties"]["kind"] == "cone"]
+    n_cones = sum(1 for f in stored["geojson"]["features"] if f["properties"]["kind"] == "cone")
+    assert len(cones) == n_cones > 0
+    assert {f["properties"]["probability"] for f in cones} == {0.5, 0.9}
+    rings = {round(f["properties"]["lead_h"]) for f in cones if f["properties"]["ring"]}
+    assert rings == {6, 12, 24, 48, 72}
+    kinds = {f["properties"]["kind"] for f in feats}
+    assert {"median_path", "deterministic_path"} <= kinds
+    # the detail panel: classification with its reasons, the track's history, the arrivals
+    detail = page.inner_text("#detail")
+    assert f"Track {tid}" in detail and "balloon" in detail
+    for reason in balloons[0].classification.reasons:  # type: ignore[union-attr]
+        assert reason in detail
+    for a in stored["arrivals"]:
+        assert a["name"] in page.inner_text("#arrivals")
+    page.wait_for_function(
+        "async () => (await window.stratowatch.map.getSource('backtrack').getData()).features.length === 1"
+    )
+    assert page.evaluate("window.stratowatch.state.history.length") == len(service.store.track_history(tid))
+    assert outside == [] and errors == []
+
+
+def test_acknowledging_an_alert_and_resolving_an_incident_update_the_lists(
+    console: Any, service: Any
+) -> None:
+    page, outside, errors = console
+    service.feed_until(1.0)
+    open_alerts = service.store.alerts(acknowledged=False, limit=None)
+    assert open_alerts
+    page.wait_for_function(
+        f"document.querySelectorAll('#alert-list [data-ack]').length === {len(open_alerts)}", timeout=10_000
+    )
+    assert page.inner_text("#alert-count") == str(len(open_alerts))
+    target = page.get_attribute("#alert-list [data-ack]", "data-ack")
+    page.fill("#operator", "duty officer")
+    page.click(f"#alert-list [data-ack='{target}']")
+    page.wait_for_function(f"document.querySelector(\"#alert-list [data-alert='{target}']\") === null")
+    assert page.inner_text("#alert-count") == str(len(open_alerts) - 1)
+    stored = service.store.alert(target)
+    assert stored is not None and stored.acknowledged_by == "duty officer"
+    page.check("#show-acked")
+    assert "acknowledged by duty officer" in page.inner_text(f"#alert-list [data-alert='{target}']")
+
+    incident = next(i for i in service.store.incidents(limit=None) if i.status != "resolved")
+    page.once("dialog", lambda d: d.accept("NWS radiosonde"))
+    page.click(f"#incident-list [data-resolve='{incident.incident_id}']")
+    page.wait_for_function(
+        f"document.querySelector(\"#incident-list [data-resolve='{incident.incident_id}']\") === null"
+    )
+    resolved = service.store.incident(incident.incident_id)
+    assert resolved is not None and resolved.status == "resolved"
+    assert "resolved" in page.inner_text(f"#incident-list [data-incident='{incident.incident_id}']")
+    assert outside == [] and errors == []
+
+
+def test_filters_narrow_the_map_and_the_list(console: Any, service: Any) -> None:
+    page, _, errors = console
+    service.feed_until(1.0)
+    n_all = page.evaluate("window.stratowatch.state.shown.size")
+    balloons = page.evaluate(f"{BALLOONS}.length")
+    assert 0 < balloons < n_all
+    page.select_option("#f-class", "balloon")
+    page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {balloons}")
+    page.wait_for_function(f"{COUNT}{balloons}")
+    page.select_option("#f-class", "")
+    page.fill("#f-identity", "^icao:")
+    icao = sum(
+        1
+        for t in service.store.tracks(limit=None)
+        if any(i.startswith("icao:") for i in t.identities) and t.status.name != "ENDED"
+    )
+    page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {icao}")
+    page.fill("#f-identity", "")
+    page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {n_all}")
+    assert errors == []
+
+
+def test_time_slider_replays_history(console: Any, service: Any) -> None:
+    page, outside, errors = console
+    service.feed_until(1.0)
+    scans = service.scenario.scans
+    when = float(scans[len(scans) // 3][0])
+    page.evaluate(
+        f"""() => {{ const s = document.getElementById('slider'); s.value = '{when}';
+                     s.dispatchEvent(new Event('input')); }}"""
+    )
+    page.wait_for_function(f"window.stratowatch.state.replayS === {when}")
+    # each track as it was at that time: its last stored state at or before it
+    expected: dict[int, Any] = {}
+    for st in service.store.history_in_box(when - 600.0, when, (-90.0, -180.0, 90.0, 180.0)):
+        if st.track_id not in expected or st.time_s > expected[st.track_id].time_s:
+            expected[st.track_id] = st
+    assert expected
+    page.wait_for_function(
+        f"[...window.stratowatch.state.shown.values()].every(t => t.time_s <= {when}) && "
+        f"window.stratowatch.state.shown.size === {len(expected)}",
+        timeout=15_000,
+    )
+    shown = _shown(page)
+    for tid, st in expected.items():
+        assert shown[tid] == pytest.approx((st.lat_deg, st.lon_deg, st.alt_m, st.time_s))
+    live_time = page.evaluate("window.stratowatch.state.timeS")
+    assert max(v[3] for v in shown.values()) < live_time
+    assert "replay" in page.inner_text("#slider-time")
+    page.click("#live")
+    page.wait_for_function("window.stratowatch.state.replayS === null")
+    assert max(v[3] for v in _shown(page).values()) == live_time
+    assert outside == [] and errors == []
