@@ -115,7 +115,7 @@ def test_selecting_a_balloon_shows_its_cone(console: Any, service: Any) -> None:
     # the detail panel: classification with its reasons, the track's history, the arrivals
     detail = page.inner_text("#detail")
     assert f"Track {tid}" in detail and "balloon" in detail
-    for reason in balloons[0].classification.reasons:  # type: ignore[union-attr]
+    for reason in balloons[0].classification.reasons:
         assert reason in detail
     for a in stored["arrivals"]:
         assert a["name"] in page.inner_text("#arrivals")
