@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -214,6 +215,24 @@ def test_slow_consumer_is_held_at_max_ack_pending(bus: NatsBus) -> None:
     consumer.ack(held[:3])
     more = consumer.fetch(40, timeout_s=1.0)
     assert [m.stream_seq for m in more] == [held[-1].stream_seq + k for k in range(1, 4)]
+
+
+def test_async_consumer_on_another_event_loop(bus: NatsBus) -> None:
+    obs = _obs(6, "s-async")
+    bus.publish_observations(obs, source="async")
+    assert bus.flush(10.0)
+    consumer = bus.durable("async", "sw.obs.async.>", ack_wait_s=30.0)
+
+    async def work() -> list[int]:
+        msgs = await consumer.afetch(10, timeout_s=1.0)
+        consumer.nak(msgs[4:])  # not committed: give them back at once
+        await consumer.aack(msgs[:4])
+        again = await consumer.afetch(10, timeout_s=1.0)
+        await consumer.aack(again)
+        return [m.num_delivered for m in again] + [len(msgs)]
+
+    assert asyncio.run(work()) == [2, 2, 6]
+    assert consumer.fetch(10, timeout_s=0.3) == []
 
 
 def test_live_subscription_is_bounded_and_follows_topics(bus: NatsBus) -> None:

@@ -48,6 +48,7 @@ import logging
 import random
 import re
 import threading
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -375,6 +376,9 @@ class NatsBus:
             fut.cancel()
             raise TimeoutError("NATS bus: operation timed out") from None
 
+    async def _acall(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5.0)
@@ -467,9 +471,9 @@ class NatsBus:
         """Queue one message; the future resolves with the stream's acknowledgement."""
         if self._closed:
             raise RuntimeError("NATS bus is closed")
+        # every message carries an id, so a resend after a lost acknowledgement is stored once
         hdr = dict(headers or {})
-        if msg_id is not None:
-            hdr[MSG_ID] = msg_id
+        hdr[MSG_ID] = msg_id if msg_id is not None else uuid.uuid4().hex
         done: concurrent.futures.Future[PubAck] = concurrent.futures.Future()
         self._submit([_Outgoing(subject, data, hdr, done)])
         return done
@@ -795,50 +799,65 @@ class DurableConsumer:
 
     def fetch(self, batch: int = 100, timeout_s: float = 1.0) -> list[BusMessage]:
         """Up to ``batch`` messages, waiting at most ``timeout_s``; [] when none (or disconnected)."""
+        return self.bus._call(
+            self._fetch(batch, timeout_s), timeout=timeout_s + self.bus.settings.request_timeout_s + 5.0
+        )
 
-        async def run() -> list[BusMessage]:
-            try:
-                msgs = await self._psub.fetch(batch, timeout=timeout_s)
-            except nats.errors.TimeoutError:
-                return []
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
-                log.warning("consumer %s: %s; retrying after a pause", self.name, exc)
-                await asyncio.sleep(min(timeout_s, 0.5))
-                return []
-            out = [BusMessage(m, self) for m in msgs]
-            again = [m for m in out if m.msg_id is not None and m.msg_id in self._acked]
-            if again:
-                self.suppressed += len(again)
-                log.info(
-                    "consumer %s: %d acknowledged messages delivered again; dropped", self.name, len(again)
-                )
-                await asyncio.gather(
-                    *(m._msg.ack_sync(timeout=self.bus.settings.request_timeout_s) for m in again)
-                )
-                out = [m for m in out if m.msg_id is None or m.msg_id not in self._acked]
-            return out
-
-        return self.bus._call(run(), timeout=timeout_s + self.bus.settings.request_timeout_s + 5.0)
+    async def afetch(self, batch: int = 100, timeout_s: float = 1.0) -> list[BusMessage]:
+        """:meth:`fetch` for a coroutine on any event loop."""
+        return await self.bus._acall(self._fetch(batch, timeout_s))
 
     def ack(self, messages: Sequence[BusMessage], *, confirm: bool = True) -> None:
-        """Acknowledge messages (after their work is committed). ``confirm`` waits for the server."""
+        """Acknowledge messages (after their work is committed). ``confirm`` waits for the server.
 
-        async def run() -> None:
-            msgs = [m._msg for m in messages]
-            if confirm:
-                timeout = self.bus.settings.request_timeout_s
-                await asyncio.gather(*(m.ack_sync(timeout=timeout) for m in msgs))
-            else:
-                for m in msgs:
-                    await m.ack()
-
+        Raises ``TimeoutError`` when the server does not confirm (e.g. it is restarting): the
+        caller acknowledges again later (or the messages come back and are applied idempotently).
+        """
         if messages:
-            self.bus._call(run())
-            for m in messages:
-                if m.msg_id is not None:
-                    self._acked[m.msg_id] = None
-            while len(self._acked) > self.remember_acked:
-                self._acked.popitem(last=False)
+            self.bus._call(self._ack(messages, confirm))
+            self._remember(messages)
+
+    async def aack(self, messages: Sequence[BusMessage], *, confirm: bool = True) -> None:
+        """:meth:`ack` for a coroutine on any event loop."""
+        if messages:
+            await self.bus._acall(self._ack(messages, confirm))
+            self._remember(messages)
+
+    async def _fetch(self, batch: int, timeout_s: float) -> list[BusMessage]:
+        try:
+            msgs = await self._psub.fetch(batch, timeout=timeout_s)
+        except nats.errors.TimeoutError:
+            return []
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+            log.warning("consumer %s: %s; retrying after a pause", self.name, exc)
+            await asyncio.sleep(min(timeout_s, 0.5))
+            return []
+        out = [BusMessage(m, self) for m in msgs]
+        again = [m for m in out if m.msg_id is not None and m.msg_id in self._acked]
+        if again:
+            self.suppressed += len(again)
+            log.info("consumer %s: %d acknowledged messages delivered again; dropped", self.name, len(again))
+            await asyncio.gather(
+                *(m._msg.ack_sync(timeout=self.bus.settings.request_timeout_s) for m in again)
+            )
+            out = [m for m in out if m.msg_id is None or m.msg_id not in self._acked]
+        return out
+
+    async def _ack(self, messages: Sequence[BusMessage], confirm: bool) -> None:
+        msgs = [m._msg for m in messages]
+        if confirm:
+            timeout = self.bus.settings.request_timeout_s
+            await asyncio.gather(*(m.ack_sync(timeout=timeout) for m in msgs))
+        else:
+            for m in msgs:
+                await m.ack()
+
+    def _remember(self, messages: Sequence[BusMessage]) -> None:
+        for m in messages:
+            if m.msg_id is not None:
+                self._acked[m.msg_id] = None
+        while len(self._acked) > self.remember_acked:
+            self._acked.popitem(last=False)
 
     def nak(self, messages: Sequence[BusMessage], delay_s: float | None = None) -> None:
         """Ask for messages to be delivered again (after ``delay_s``)."""
