@@ -89,3 +89,15 @@ def test_open_bus_accepts_memory_and_rejects_others() -> None:
     assert isinstance(open_bus("memory://"), InProcessBus)
     with pytest.raises(ValueError, match="bus_url"):
         open_bus("nats://localhost:4222")
+
+
+def test_has_subscribers_follows_subscriptions() -> None:
+    bus = InProcessBus()
+    assert not bus.has_subscribers("tracks")
+    sub = bus.subscribe(["alerts"])
+    assert not bus.has_subscribers("tracks") and bus.has_subscribers("alerts")
+    everything = bus.subscribe([ALL_TOPICS])
+    assert bus.has_subscribers("tracks")
+    everything.close()
+    sub.close()
+    assert not bus.has_subscribers("alerts")

@@ -157,6 +157,11 @@ class InProcessBus:
             self._subs.append(sub)
         return sub
 
+    def has_subscribers(self, topic: str) -> bool:
+        """Whether anyone listens to ``topic`` (publishers may skip building the event)."""
+        with self._lock:
+            return any(s.wants(topic) for s in self._subs)
+
     @property
     def subscribers(self) -> int:
         with self._lock:

@@ -164,6 +164,11 @@ def drift_wind_match(tracker: Tracker, table: TrackTable, winds: WindGrid) -> Wi
     return wind_match(winds, table.time_s, table.lat_deg, table.lon_deg, table.alt_m, vel, sigma)
 
 
+def _listened(bus: Any, topic: str) -> bool:
+    has = getattr(bus, "has_subscribers", None)
+    return True if has is None else bool(has(topic))
+
+
 def _notifier(settings: Settings, store: Any) -> BackgroundNotifier:
     a = settings.alerts
     notifiers: list[Notifier] = [LogNotifier()]
@@ -282,9 +287,10 @@ class Pipeline:
             st.last_time_s = float(time_s)
             if st.steps % self.settings.pipeline.state_every_steps == 0 or st.steps == 1:
                 self.save_state()
-            self.bus.publish(
-                "tracks", {"time_s": float(time_s), "tracks": [track_to_json(t) for t in tracks]}
-            )
+            if _listened(self.bus, "tracks"):  # every track's JSON costs: only when someone listens
+                self.bus.publish(
+                    "tracks", {"time_s": float(time_s), "tracks": [track_to_json(t) for t in tracks]}
+                )
             st.last_step_s = time.perf_counter() - started
             st.busy_s += st.last_step_s
             return tracks
