@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from api_helpers import T0
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from stratowatch.api import create_app
+from stratowatch.api.models import AuditOut, Page
 from stratowatch.config import load_settings
 from stratowatch.model import Geofence, MeasurementKind, Observation
 from stratowatch.service.bus import InProcessBus
@@ -82,7 +84,9 @@ def test_track_alert_acknowledge_resolve(live: tuple[Pipeline, Any]) -> None:
     assert any(topic == "incidents" for topic, _ in published)
     acked = client.get("/api/v1/alerts", params={"acknowledged": "true"}).json()["items"]
     assert [a["alert_id"] for a in acked] == [alert["alert_id"]]
-    audit = client.get("/api/v1/audit").json()["items"][0]
+    audit_page = client.get("/api/v1/audit").json()
+    TypeAdapter(Page[AuditOut]).validate_python(audit_page)
+    audit = audit_page["items"][0]
     assert (audit["actor"], audit["action"]) == ("duty officer", "acknowledge")
     incident = client.get(f"/api/v1/incidents/{alert['incident_id']}").json()
     assert incident["status"] == "tracking"

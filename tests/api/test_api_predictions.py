@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from api_helpers import T0, Picture
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
-from stratowatch.api.models import PredictionOut
+from stratowatch.api.models import ArrivalRowOut, FeatureCollectionOut, Page, PredictionOut
 
 
 def test_prediction_parts(client: TestClient, picture: Picture) -> None:
@@ -15,10 +16,12 @@ def test_prediction_parts(client: TestClient, picture: Picture) -> None:
     assert kinds == ["cone", "cone", "median_path", "deterministic_path"]
 
     paths = client.get("/api/v1/predictions/100/paths").json()
+    FeatureCollectionOut.model_validate(paths)
     assert [f["properties"]["kind"] for f in paths["features"]] == ["median_path", "deterministic_path"]
     assert len(paths["features"][0]["geometry"]["coordinates"]) == 5
 
     cones = client.get("/api/v1/predictions/100/cones").json()
+    FeatureCollectionOut.model_validate(cones)
     assert [f["properties"]["probability"] for f in cones["features"]] == [0.5, 0.9]
     half = client.get("/api/v1/predictions/100/cones", params={"probability": 0.5}).json()
     assert [f["properties"]["probability"] for f in half["features"]] == [0.5]
@@ -37,7 +40,9 @@ def test_missing_prediction_is_404(client: TestClient, picture: Picture) -> None
 
 
 def test_arrivals_across_tracks(client: TestClient, picture: Picture) -> None:
-    rows = client.get("/api/v1/arrivals").json()["items"]
+    body = client.get("/api/v1/arrivals").json()
+    TypeAdapter(Page[ArrivalRowOut]).validate_python(body)
+    rows = body["items"]
     assert [(r["track_id"], r["geofence_id"]) for r in rows] == [(100, "mt-malmstrom"), (100, "nd-minot")]
     likely = client.get("/api/v1/arrivals", params={"min_probability": 0.5}).json()
     assert [r["geofence_id"] for r in likely["items"]] == ["mt-malmstrom"]

@@ -199,6 +199,27 @@ class RegionArrivalOut(BaseModel):
     median_s: float | None
 
 
+class ArrivalRowOut(RegionArrivalOut):
+    """A predicted arrival of one track at one geofence."""
+
+    track_id: int
+
+
+class FeatureCollectionOut(BaseModel):
+    """A GeoJSON FeatureCollection (lon, lat, alt coordinates)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[dict[str, Any]]
+
+
+class AuditOut(BaseModel):
+    id: int
+    time_s: float
+    actor: str
+    action: str
+    details: dict[str, Any]
+
+
 class PredictionOut(BaseModel):
     """The latest prediction stored for a track: the GeoJSON paths and cones and the arrivals."""
 

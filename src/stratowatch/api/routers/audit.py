@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 
 from stratowatch.api.convert import json_safe
 from stratowatch.api.deps import Paging, fetch_page, get_store, page, paging
+from stratowatch.api.models import AuditOut, Page
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
-@router.get("/audit", summary="Audit log, newest first")
+@router.get("/audit", response_model=Page[AuditOut], summary="Audit log, newest first")
 async def audit_log(
     paging: Annotated[Paging, Depends(paging)], store: Annotated[Any, Depends(get_store)]
 ) -> JSONResponse:

@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse
 from stratowatch.api.convert import json_safe, prediction_parts
 from stratowatch.api.deps import call, get_store
 from stratowatch.api.errors import not_found
-from stratowatch.api.models import ErrorBody, PredictionOut, RegionArrivalOut
+from stratowatch.api.models import (
+    ArrivalRowOut,
+    ErrorBody,
+    FeatureCollectionOut,
+    Page,
+    PredictionOut,
+    RegionArrivalOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"])
 
@@ -44,7 +51,12 @@ async def get_prediction(track_id: int, store: Annotated[Any, Depends(get_store)
     return JSONResponse(body)
 
 
-@router.get("/predictions/{track_id}/paths", responses=_404, summary="Predicted paths (GeoJSON)")
+@router.get(
+    "/predictions/{track_id}/paths",
+    response_model=FeatureCollectionOut,
+    responses=_404,
+    summary="Predicted paths (GeoJSON)",
+)
 async def prediction_paths(track_id: int, store: Annotated[Any, Depends(get_store)]) -> JSONResponse:
     """A FeatureCollection of the median and deterministic paths (LineStrings, lon/lat/alt)."""
     _, geojson, _ = await load_prediction(store, track_id)
@@ -54,7 +66,12 @@ async def prediction_paths(track_id: int, store: Annotated[Any, Depends(get_stor
     return JSONResponse({"type": "FeatureCollection", "features": features})
 
 
-@router.get("/predictions/{track_id}/cones", responses=_404, summary="Probability cones (GeoJSON)")
+@router.get(
+    "/predictions/{track_id}/cones",
+    response_model=FeatureCollectionOut,
+    responses=_404,
+    summary="Probability cones (GeoJSON)",
+)
 async def prediction_cones(
     track_id: int,
     store: Annotated[Any, Depends(get_store)],
@@ -84,7 +101,11 @@ async def prediction_arrivals(track_id: int, store: Annotated[Any, Depends(get_s
     return JSONResponse(sorted(arrivals, key=lambda a: -a["probability"]))
 
 
-@router.get("/arrivals", summary="Predicted arrivals of all current tracks at the geofences")
+@router.get(
+    "/arrivals",
+    response_model=Page[ArrivalRowOut],
+    summary="Predicted arrivals of all current tracks at the geofences",
+)
 async def all_arrivals(
     store: Annotated[Any, Depends(get_store)],
     geofence_id: Annotated[str | None, Query(description="Only arrivals at this geofence.")] = None,
