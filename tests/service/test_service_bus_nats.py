@@ -183,6 +183,67 @@ def test_unacknowledged_redelivered_after_consumer_dies_acknowledged_not(server:
         )  # fmt: skip
 
 
+WORKER = """
+import sys, time
+from stratowatch.service.bus_nats import NatsBus, NatsSettings
+url, commits, acked_file = sys.argv[1:4]
+bus = NatsBus(NatsSettings(url=url))
+consumer = bus.durable("killed", "sw.obs.killed.>", ack_wait_s=1.0)
+done = 0
+with open(commits, "a") as out:
+    while True:
+        msgs = consumer.fetch(10, timeout_s=2.0)
+        out.write("".join(m.msg_id + "\\n" for m in msgs))  # the store commit
+        out.flush()
+        if done >= 30:  # committed, but killed before acknowledging
+            print("ready", flush=True)
+            time.sleep(60)
+        consumer.ack(msgs)
+        done += len(msgs)
+        with open(acked_file, "a") as a:
+            a.write("".join(m.msg_id + "\\n" for m in msgs))
+"""
+
+
+def test_worker_killed_mid_stream_its_successor_gets_exactly_the_unacknowledged(
+    server: NatsServer, tmp_path: Path
+) -> None:
+    with NatsBus(NatsSettings(url=server.url)) as producer:
+        obs = _obs(100, "s-killed")
+        producer.publish_observations(obs, source="killed")
+        assert producer.flush(10.0)
+    commits, acked = tmp_path / "commits.txt", tmp_path / "acked.txt"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, server.url, str(commits), str(acked)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready", worker.stderr.read() if worker.stderr else ""
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    acked_ids = acked.read_text().split()
+    committed = commits.read_text().split()
+    assert len(acked_ids) == 30 and len(committed) == 40
+    with NatsBus(NatsSettings(url=server.url)) as bus:
+        successor = bus.durable("killed", "sw.obs.killed.>")
+        rest: list = []
+        deadline = time.monotonic() + 10.0
+        while len(rest) < 70 and time.monotonic() < deadline:
+            msgs = successor.fetch(50, timeout_s=0.5)
+            successor.ack(msgs)
+            rest += msgs
+        ids = [m.msg_id for m in rest]
+        assert not set(ids) & set(acked_ids)  # nothing acknowledged comes back
+        assert len(ids) == len(set(ids)) == 70
+        # the ten in flight when it died come back (once their ack wait ran out), none other twice
+        assert sorted(m.msg_id for m in rest if m.num_delivered == 2) == sorted(committed[30:])
+        applied = dict.fromkeys(committed + ids)  # the store applies by observation id
+        assert sorted(applied) == sorted(observation_id(o) for o in obs)  # all 100, each once
+        assert successor.fetch(10, timeout_s=1.2) == []
+
+
 def test_duplicate_publish_is_stored_once(bus: NatsBus) -> None:
     before = bus.stream_state("SW_OBS")[0]
     obs = _obs(25, "s-dup")
