@@ -119,6 +119,10 @@ def test_observations_filters(client: TestClient, picture: Picture) -> None:
     assert body["total"] == len(picture.observations) and len(body["items"]) == 7
     radar = client.get("/api/v1/observations", params={"sensor_id": "radar-a", "limit": 1000}).json()
     assert radar["total"] == 20 and {o["sensor_id"] for o in radar["items"]} == {"radar-a"}
+    radar_page = client.get(
+        "/api/v1/observations", params={"sensor_id": "radar-a", "limit": 5, "offset": 5}
+    ).json()
+    assert radar_page["total"] == 20 and radar_page["items"] == radar["items"][5:10]
     window = client.get("/api/v1/observations", params={"t0": T0 - 60, "t1": T0 - 51, "limit": 1000}).json()
     assert sorted(o["time_s"] for o in window["items"]) == [T0 - 60 + k for k in range(10)]
     north = client.get("/api/v1/observations", params={"bbox": "46.3,-113,47,-111", "limit": 1000}).json()

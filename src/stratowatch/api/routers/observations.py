@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from stratowatch.api.convert import observation_json
-from stratowatch.api.deps import Paging, fetch_page, get_store, page, paging, parse_bbox
+from stratowatch.api.deps import COUNT_CAP, Paging, fetch_page, get_store, page, paging, parse_bbox
 from stratowatch.api.errors import invalid_parameter
 from stratowatch.api.models import ObservationOut, Page
 
@@ -34,7 +34,13 @@ async def list_observations(
     def fetch(limit: int, offset: int) -> list[Any]:
         return list(store.observations(**filters, limit=limit, offset=offset))
 
-    unfiltered = all(v is None for v in filters.values())
-    count = (lambda: int(store.count("observations"))) if unfiltered else None
+    def count() -> int:
+        if all(v is None for v in filters.values()):
+            return int(store.count("observations"))
+        counter = getattr(store, "count_observations", None)
+        if counter is not None:
+            return int(counter(**filters))
+        return len(store.observations(**filters, limit=COUNT_CAP, offset=0))  # a store without counts
+
     observations, total = await fetch_page(fetch, paging, count)
     return JSONResponse(page([observation_json(o) for o in observations], total, paging))
