@@ -299,18 +299,24 @@ def test_async_consumer_on_another_event_loop(bus: NatsBus) -> None:
 def test_live_subscription_is_bounded_and_follows_topics(bus: NatsBus) -> None:
     sub = bus.subscribe(["alerts", "incidents"], maxsize=5)
     other = bus.subscribe(["tracks"])
+    everything = bus.subscribe(["*"])
+    bus.publish_observations(_obs(3, "s-live"), source="live")  # observations are not events
     for k in range(8):
         bus.publish("alerts", {"alert_id": f"a{k}", "rule": "predicted-entry"})
     bus.publish("tracks", {"time_s": 1.0, "tracks": []})
     bus.publish("incidents", {"incident_id": "i1"})
     assert bus.flush(10.0)
     deadline = time.monotonic() + 5.0
-    while (sub.dropped + len(sub) < 9 or len(other) < 1) and time.monotonic() < deadline:
+    while (
+        sub.dropped + len(sub) < 9 or len(other) < 1 or len(everything) < 10
+    ) and time.monotonic() < deadline:
         time.sleep(0.01)
     events = sub.drain()
     assert [e[1].get("alert_id", e[1].get("incident_id")) for e in events] == ["a4", "a5", "a6", "a7", "i1"]
     assert sub.dropped == 4
     assert other.drain() == [("tracks", {"time_s": 1.0, "tracks": []})]
+    assert [topic for topic, _ in everything.drain()] == ["alerts"] * 8 + ["tracks", "incidents"]
+    everything.close()
     sub.close()
     other.close()
     # the durable streams hold them too, in order

@@ -80,6 +80,8 @@ STREAMS: dict[str, tuple[str, ...]] = {
     "SW_ALERTS": ("sw.alerts", "sw.incidents"),
     "SW_PARTNER": ("sw.partner.>",),
 }
+#: What a subscription to every topic ('*') receives: events, not observations.
+EVENT_SUBJECTS = ("sw.tracks", "sw.predictions", "sw.alerts", "sw.incidents", "sw.partner.>")
 HEADER_FORMAT = "Sw-Format"
 FORMAT_JSON = "json"
 FORMAT_COLUMNAR = "columnar-v1"
@@ -625,7 +627,10 @@ class NatsBus:
         if not names:
             raise ValueError("subscribe to at least one topic (or '*')")
         sub = Subscription(cast(Any, self), names, maxsize)
-        subjects = sorted({topic_subject(t) for t in names})
+        # '*' is every event topic, as on the in-process bus; observations are for durable consumers
+        subjects = sorted(
+            {s for t in names for s in (EVENT_SUBJECTS if t == ALL_TOPICS else (topic_subject(t),))}
+        )
         cut = len(PREFIX) + 1
 
         async def deliver(msg: Msg) -> None:
