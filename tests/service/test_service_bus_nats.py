@@ -153,6 +153,7 @@ def test_observations_arrive_in_order_per_subject(bus: NatsBus) -> None:
     late = bus.durable("order-from", "sw.obs.order.>", start_seq=stored[150].stream_seq)
     assert [m.msg_id for m in late.fetch(100, timeout_s=1.0)] == [m.msg_id for m in stored[150:]]
     assert isinstance(bus, Bus) and isinstance(InProcessBus(), Bus)
+    assert bus.has_subscribers("tracks")  # the stream keeps them for any process that reads later
 
 
 def test_unacknowledged_redelivered_after_consumer_dies_acknowledged_not(server: NatsServer) -> None:

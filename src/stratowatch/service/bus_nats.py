@@ -651,6 +651,14 @@ class NatsBus:
         self._subs[id(sub)] = self._call(start())
         return sub
 
+    def has_subscribers(self, topic: str) -> bool:
+        """Always True for the topics a stream keeps: other processes may read them at any time."""
+        try:
+            stream_for(topic_subject(topic))
+        except ValueError:
+            return bool(self._subs)
+        return True
+
     def _remove(self, sub: Subscription) -> None:
         nsubs = self._subs.pop(id(sub), [])
 
