@@ -184,6 +184,7 @@ def main() -> int:
         "slowest_10s_window_s": round(float(windows.max()), 2),
         "sustained": bool(windows.max() < window),
         "rss_mb_quarters": [round(x) for x in quarters],
+        "step_ms": [round(1000 * x) for x in step_s],
         "synchronous": args.synchronous,
         "winds": not args.no_winds,
         "cpu": cpu,
