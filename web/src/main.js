@@ -11,6 +11,7 @@ const LEAD_RINGS_H = [6, 12, 24, 48, 72];
 const TRAIL_POINTS = 40;
 const LABEL_LIMIT = 250; // labels for every track in view when at most this many are in view
 const LIST_ROWS = 300;
+const ICON_LIMIT = 1500; // icons by class for at most this many tracks in view, dots beyond (frame time)
 const ALT_STOPS = [0, "#ff8c00", 3000, "#ffd400", 6000, "#7fd13b", 10000, "#00bcd4", 15000, "#3f6fd8", 20000, "#a040d0", 30000, "#ff3d8b"];
 
 // ------------------------------------------------------------------ state (also for tests)
@@ -28,7 +29,13 @@ const state = {
   replayS: null, // null: live; else the replayed data time
   playing: false,
 };
-const stats = { events: 0, trackEvents: 0, renders: 0, latenciesMs: [], frameDeltasMs: [], dropped: 0 };
+// parseMs: JSON.parse of a tracks event; latenciesMs: an event's arrival to the first frame drawn with it; renderMs: building and handing
+// the layers to MapLibre; dataAgeMs: wall clock at arrival minus the event's data time;
+// frameDeltasMs: requestAnimationFrame intervals (frame time).
+const stats = { events: 0, trackEvents: 0, renders: 0, latenciesMs: [], parseMs: [], renderMs: [], dataAgeMs: [], frameDeltasMs: [], dropped: 0 };
+function keepLast(arr, n = 5000) {
+  if (arr.length > n) arr.splice(0, arr.length - n);
+}
 const $ = (id) => document.getElementById(id);
 
 function altColor(alt) {
@@ -71,9 +78,10 @@ const style = {
     states: { type: "geojson", data: "static/states.json" },
     geofences: { type: "geojson", data: empty() },
     sensors: { type: "geojson", data: empty() },
-    trails: { type: "geojson", data: empty() },
-    ellipses: { type: "geojson", data: empty() },
-    tracks: { type: "geojson", data: empty() },
+    // live layers: re-tiled on every update, so tiled only to zoom 9 (over-zoomed beyond) with no buffer
+    trails: { type: "geojson", data: empty(), maxzoom: 9, buffer: 0 },
+    ellipses: { type: "geojson", data: empty(), maxzoom: 9, buffer: 0 },
+    tracks: { type: "geojson", data: empty(), maxzoom: 9, buffer: 0 },
     prediction: { type: "geojson", data: empty() },
     backtrack: { type: "geojson", data: empty() },
   },
@@ -93,6 +101,8 @@ const style = {
     { id: "ellipses", type: "line", source: "ellipses", paint: { "line-color": ["get", "color"], "line-width": 0.8, "line-opacity": 0.7 } },
     { id: "trails", type: "line", source: "trails", paint: { "line-color": ["get", "color"], "line-width": 1.3, "line-opacity": 0.75 } },
     { id: "selected", type: "circle", source: "tracks", filter: ["==", ["get", "id"], -1], paint: { "circle-radius": 13, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 } },
+    // a dense picture is drawn as dots (cheap), a sparse one with icons by class (see render())
+    { id: "tracks-dots", type: "circle", source: "tracks", layout: { visibility: "none" }, paint: { "circle-radius": ["match", ["get", "cls"], "aircraft", 2.5, 3.5], "circle-color": ["interpolate", ["linear"], ["get", "alt"], ...ALT_STOPS], "circle-stroke-color": ["match", ["get", "cls"], "unknown", "#ffffff", "#000000"], "circle-stroke-width": ["match", ["get", "cls"], "unknown", 1.2, 0.5] } },
     { id: "tracks", type: "symbol", source: "tracks", layout: { "icon-image": ["get", "cls"], "icon-size": ["match", ["get", "cls"], "aircraft", 0.7, 0.85], "icon-rotate": ["get", "heading"], "icon-rotation-alignment": "map", "icon-allow-overlap": true, "icon-ignore-placement": true }, paint: { "icon-color": ["interpolate", ["linear"], ["get", "alt"], ...ALT_STOPS], "icon-halo-color": "#000", "icon-halo-width": 1 } },
   ],
 };
@@ -208,6 +218,7 @@ function schedule() {
 
 function render() {
   dirty = false;
+  const began = performance.now();
   if (!map.isStyleLoaded()) {
     setTimeout(schedule, 50);
     return;
@@ -222,6 +233,9 @@ function render() {
   const s = b.getSouth();
   const n = b.getNorth();
   let inView = 0;
+  const mPerPx = 40_075_016.686 / (512 * 2 ** map.getZoom()); // at the equator
+  const showTrails = $("show-trails").checked;
+  const showEllipses = $("show-ellipses").checked;
   for (const t of state.shown.values()) {
     if (!keep(t)) continue;
     const [ve, vn] = t.velocity_enu_mps;
@@ -233,15 +247,28 @@ function render() {
     });
     const visible = t.lat_deg >= s && t.lat_deg <= n && (w <= e ? t.lon_deg >= w && t.lon_deg <= e : true);
     if (visible) inView++;
-    const trail = state.replayS === null ? state.trails.get(t.track_id) : null;
+    // trails for every track of a sparse picture, for the selected one only in a dense one
+    const trailed = showTrails && state.replayS === null && (!state.dots || t.track_id === state.selected);
+    const trail = trailed ? state.trails.get(t.track_id) : null;
     if (trail && trail.length > 1) trails.push(lineFeature(trail, { color }));
-    if (visible && ells.length < 3000) ells.push(lineFeature(ellipseRing(t), { color }));
+    // an ellipse is drawn only where it is at least a few pixels across (else it is the icon)
+    if (showEllipses && visible && (4 * Math.max(t.position_sigma_m[0], t.position_sigma_m[1])) / (mPerPx * Math.cos((t.lat_deg * Math.PI) / 180)) >= 6) {
+      ells.push(lineFeature(ellipseRing(t), { color }));
+    }
   }
   map.getSource("tracks").setData({ type: "FeatureCollection", features: feats });
   map.getSource("trails").setData({ type: "FeatureCollection", features: trails });
   map.getSource("ellipses").setData({ type: "FeatureCollection", features: ells });
+  stats.renderMs.push(performance.now() - began);
+  keepLast(stats.renderMs);
   state.visible = feats.length;
   state.inView = inView;
+  const dots = inView > ICON_LIMIT;
+  if (dots !== state.dots) {
+    state.dots = dots;
+    map.setLayoutProperty("tracks", "visibility", dots ? "none" : "visible");
+    map.setLayoutProperty("tracks-dots", "visibility", dots ? "visible" : "none");
+  }
   stats.renders++;
   const now = performance.now();
   if (now >= listDue) {
@@ -267,7 +294,7 @@ map.on("sourcedata", (e) => {
     requestAnimationFrame(() => {
       const t = performance.now();
       for (const s of started) stats.latenciesMs.push(t - s);
-      if (stats.latenciesMs.length > 5000) stats.latenciesMs.splice(0, stats.latenciesMs.length - 5000);
+      keepLast(stats.latenciesMs);
     });
   });
   map.triggerRepaint();
@@ -312,7 +339,7 @@ function drawLabels() {
     g.fillStyle = color;
     lines.forEach((l, i) => g.fillText(l, x + 3, y + 2 + i * 13));
   };
-  const all = (state.inView ?? Infinity) <= LABEL_LIMIT;
+  const all = $("show-labels").checked && (state.inView ?? Infinity) <= LABEL_LIMIT;
   const keep = all ? currentFilter() : null;
   for (const t of state.shown.values()) {
     if (!(all ? keep(t) : t.track_id === state.selected)) continue;
@@ -337,7 +364,7 @@ let lastFrame = null;
 function frameLoop(t) {
   if (lastFrame !== null) {
     stats.frameDeltasMs.push(t - lastFrame);
-    if (stats.frameDeltasMs.length > 5000) stats.frameDeltasMs.splice(0, stats.frameDeltasMs.length - 5000);
+    keepLast(stats.frameDeltasMs);
   }
   lastFrame = t;
   requestAnimationFrame(frameLoop);
@@ -347,6 +374,8 @@ requestAnimationFrame(frameLoop);
 // ------------------------------------------------------------------ live stream
 function applyTracks(ev, receivedAt) {
   stats.trackEvents++;
+  stats.dataAgeMs.push(Date.now() - ev.time_s * 1000);
+  keepLast(stats.dataAgeMs);
   const next = new Map();
   for (const t of ev.tracks) {
     next.set(t.track_id, t);
@@ -400,7 +429,10 @@ function connect() {
   es.addEventListener("tracks", (m) => {
     const at = performance.now();
     stats.events++;
-    applyTracks(JSON.parse(m.data), at);
+    const ev = JSON.parse(m.data);
+    stats.parseMs.push(performance.now() - at);
+    keepLast(stats.parseMs);
+    applyTracks(ev, at);
   });
   es.addEventListener("alerts", (m) => {
     stats.events++;
@@ -695,13 +727,14 @@ async function play() {
 function legend() {
   const stops = [];
   for (let i = 0; i < ALT_STOPS.length; i += 2) stops.push(`${ALT_STOPS[i + 1]} ${(i / (ALT_STOPS.length - 2)) * 100}%`);
-  $("legend").innerHTML = `altitude <div class="bar" style="background:linear-gradient(90deg,${stops.join(",")})"></div><span class="muted">0 · 6 · 15 · 30 km &nbsp; ● balloon ▲ aircraft ◆ unknown</span>`;
+  $("legend-scale").innerHTML = `altitude <div class="bar" style="background:linear-gradient(90deg,${stops.join(",")})"></div><span class="muted">0 · 6 · 15 · 30 km &nbsp; ● balloon ▲ aircraft ◆ unknown</span>`;
 }
 function wire() {
-  for (const id of ["f-class", "f-age", "f-min-alt", "f-max-alt", "f-identity", "f-partner"]) {
+  for (const id of ["f-class", "f-age", "f-min-alt", "f-max-alt", "f-identity", "f-partner", "show-trails", "show-ellipses", "show-labels"]) {
     $(id).addEventListener("input", () => {
       listDue = 0;
       schedule();
+      map.triggerRepaint();
     });
   }
   $("track-list").addEventListener("click", (e) => {
@@ -750,11 +783,13 @@ function wire() {
   $("play").addEventListener("click", play);
   $("operator").value = localStorage.getItem("stratowatch.operator") || "analyst";
   $("operator").addEventListener("change", () => localStorage.setItem("stratowatch.operator", operator()));
-  map.on("click", "tracks", (e) => {
-    if (e.features?.length) select(Number(e.features[0].properties.id));
-  });
-  map.on("mouseenter", "tracks", () => (map.getCanvas().style.cursor = "pointer"));
-  map.on("mouseleave", "tracks", () => (map.getCanvas().style.cursor = ""));
+  for (const layer of ["tracks", "tracks-dots"]) {
+    map.on("click", layer, (e) => {
+      if (e.features?.length) select(Number(e.features[0].properties.id));
+    });
+    map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
+    map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
+  }
   map.on("moveend", schedule);
   for (const ev of ["dragstart", "zoomstart", "rotatestart"]) map.on(ev, (e) => { if (e.originalEvent) state.userMoved = true; });
 }
