@@ -258,3 +258,39 @@ def test_a_balloon_drifting_with_the_wind_is_classified_with_the_wind_reason(tmp
     assert stored is not None and stored.classification == trk.classification
     pipe.close()
     store.close()
+
+
+def test_lighter_than_air_emitter_category_reaches_the_classifier(tmp_path: Path) -> None:
+    """ADS-B says B2 (lighter than air) once, in an identification message; the track of that
+    ICAO address is a balloon from then on, though a transponder alone says aircraft."""
+    from stratowatch.model import MeasurementKind, Observation
+
+    settings = _settings(tmp_path, geofences={"sample_sites": False})
+    store = open_store(settings.store_url)
+    pipe = Pipeline(settings, store, winds=None)
+    t0 = 1_675_274_400.0
+    for k in range(12):
+        obs = [
+            Observation(
+                t0 + k,
+                "adsb",
+                MeasurementKind.GEODETIC,
+                (48.0 + 1e-4 * k * 4, -110.0 if icao == "A0B2B2" else -109.0, 18_300.0),
+                (10.0, 15.0),
+                velocity_enu_mps=(0.0, 8.9, 0.0),
+                velocity_sigma_mps=0.5,
+                identity=f"icao:{icao}",
+                category="B2" if (icao == "A0B2B2" and k == 2) else None,
+            )
+            for icao in ("A0B2B2", "A0A3A3")
+        ]
+        tracks = pipe.process(t0 + k, obs)
+    by_id = {t.identities[0]: t for t in tracks}
+    lta, plain = by_id["icao:A0B2B2"], by_id["icao:A0A3A3"]
+    assert lta.classification is not None and plain.classification is not None
+    assert lta.classification.label == ObjectClass.BALLOON
+    assert "emitter category B2 (lighter than air): balloon" in lta.classification.reasons
+    assert plain.classification.label != ObjectClass.BALLOON
+    assert "transponder (ICAO address): aircraft-like" in plain.classification.reasons
+    pipe.close()
+    store.close()
