@@ -509,7 +509,7 @@ async function select(id) {
   renderDetail(t);
   const [hist] = await Promise.all([
     getAll(`${API}/tracks/${id}/history`, 5000).catch(() => []),
-    ["balloon", "unknown"].includes(cls(t)) ? loadPrediction(id) : Promise.resolve(),
+    ["balloon", "unknown"].includes(cls(t)) ? loadPrediction(id, true) : Promise.resolve(),
   ]);
   if (state.selected !== id) return;
   state.history = hist;
@@ -518,7 +518,7 @@ async function select(id) {
   drawHistoryPlot();
 }
 
-async function loadPrediction(id) {
+async function loadPrediction(id, fit = false) {
   let p;
   try {
     p = await getJSON(`${API}/predictions/${id}`);
@@ -540,6 +540,21 @@ async function loadPrediction(id) {
   feats.sort((a, b) => (b.properties.probability ?? 0) - (a.properties.probability ?? 0));
   map.getSource("prediction").setData({ type: "FeatureCollection", features: feats });
   renderPrediction(p);
+  if (fit) fitTo(feats, state.shown.get(id));
+}
+
+/** Frame a newly selected track's prediction (cones and paths) with the track. */
+function fitTo(features, track) {
+  let w = 180, e = -180, s = 90, n = -90;
+  const add = (c) => {
+    if (typeof c[0] === "number") {
+      w = Math.min(w, c[0]); e = Math.max(e, c[0]); s = Math.min(s, c[1]); n = Math.max(n, c[1]);
+    } else c.forEach(add);
+  };
+  for (const f of features) add(f.geometry.coordinates);
+  if (track) add([track.lon_deg, track.lat_deg]);
+  if (w > e || e - w > 180) return; // nothing, or across the antimeridian: leave the view
+  map.fitBounds([[w, s], [e, n]], { padding: 60, maxZoom: 8, duration: 600 });
 }
 
 function renderDetail(t) {
@@ -574,12 +589,16 @@ function renderPrediction(p) {
   if (!el) return;
   const arr = [...p.arrivals].sort((a, b) => b.probability - a.probability);
   const names = new Map((state.geofences ?? []).map((g) => [g.geofence_id, g.name]));
-  const rows = arr.map((a) => `<tr><td title="${esc(a.geofence_id)}">${esc(a.name ?? names.get(a.geofence_id) ?? a.geofence_id)}</td><td>${(a.probability * 100).toFixed(0)}%</td><td class="mono">${fmtTime(a.earliest_s).slice(5, 16)}</td><td class="mono">${fmtTime(a.median_s).slice(5, 16)}</td></tr>`);
+  const rows = arr.map(
+    (a) =>
+      `<tr><td title="${esc(a.geofence_id)}">${esc(a.name ?? names.get(a.geofence_id) ?? a.geofence_id)}</td><td>${(a.probability * 100).toFixed(0)}%</td>` +
+      `<td class="mono">${fmtTime(a.earliest_s).slice(5, 16)}<br>${fmtTime(a.median_s).slice(5, 16)}</td></tr>`,
+  );
   el.innerHTML =
-    `<div class="muted">${fmtTime(p.time_s)} · ${p.hours ?? "?"} h · ${p.members ?? "?"} members · ${esc(p.source ?? "")}</div>` +
+    `<div class="muted" title="${esc(p.source ?? "")}">${fmtTime(p.time_s)} · ${p.hours ?? "?"} h · ${p.members ?? "?"} members · winds ${esc(String(p.source ?? "?").split("/").pop())}</div>` +
     (p.error ? `<div>failed: ${esc(p.error)}</div>` : "") +
     `<div class="small">50 % cone (solid) and 90 % cone (dashed) at +${LEAD_RINGS_H.join(", +")} h; red line: ensemble median; white dashed: deterministic; grey dotted: track history.</div>` +
-    `<table id="arrivals"><tr><td>may enter</td><td>p</td><td>earliest</td><td>median</td></tr>${rows.join("") || '<tr><td colspan="4" class="muted">no geofence reached</td></tr>'}</table>` +
+    `<table id="arrivals"><tr class="muted"><td>may enter</td><td>p</td><td>earliest / median</td></tr>${rows.join("") || '<tr><td colspan="3" class="muted">no geofence reached</td></tr>'}</table>` +
     `<div class="small">export: ${["geojson", "kml", "czml", "csv"].map((f) => `<a href="${API}/exports/predictions/${p.track_id}.${f}" download>${f.toUpperCase()}</a>`).join(" ")}</div>`;
 }
 function drawHistoryPlot() {
