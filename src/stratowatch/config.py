@@ -153,8 +153,8 @@ class Settings(BaseSettings):
     @field_validator("bus_url")
     @classmethod
     def _bus_url(cls, v: str) -> str:
-        if v.split("://", 1)[0] not in ("memory", "inprocess"):
-            raise ValueError("only the in-process bus ('memory://') is available")
+        if v.split("://", 1)[0] not in ("memory", "inprocess", "nats", "tls"):
+            raise ValueError("must be memory:// (in-process) or nats://host:port (NATS JetStream)")
         return v
 
     @classmethod

@@ -55,7 +55,7 @@ def test_environment_overrides_the_file_with_nested_keys(tmp_path: Path) -> None
         ("colour = 'red'\n", {}, "colour: unknown setting"),
         ("", {"STRATOWATCH_API__PORT": "eighty"}, "api.port: Input should be a valid integer"),
         ('store_url = "mysql://x"\n', {}, "store_url: must be sqlite:///path.db or postgresql://"),
-        ('bus_url = "nats://localhost"\n', {}, "bus_url: only the in-process bus"),
+        ('bus_url = "amqp://localhost"\n', {}, "bus_url: must be memory:// (in-process) or nats://host:port"),
         (
             '[[sources]]\nname = "a"\nkind = "tcp"\nformat = "sbs"\n',
             {},

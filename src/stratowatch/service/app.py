@@ -215,9 +215,8 @@ async def serve(
     own_store = store is None
     if store is None:
         store = await asyncio.to_thread(open_store, settings.store_url)
-    pipeline = await asyncio.to_thread(
-        lambda: Pipeline(settings, store, open_bus(settings.bus_url), winds=winds, sensors=sensors)
-    )
+    bus = await asyncio.to_thread(open_bus, settings.bus_url)
+    pipeline = await asyncio.to_thread(lambda: Pipeline(settings, store, bus, winds=winds, sensors=sensors))
     buffer = FeedBuffer(max_observations=4 * settings.pipeline.max_batch)
     sources = build_sources(settings.sources, settings, pipeline.registry, buffer)
     live = any(s.kind != "file" for s in sources)
@@ -245,6 +244,7 @@ async def serve(
         for src in sources:
             await asyncio.to_thread(src.stop)
         await asyncio.to_thread(pipeline.close)
+        await asyncio.to_thread(bus.close)
         if own_store:
             store.close()
         _SERVING.clear()

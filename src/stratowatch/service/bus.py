@@ -180,8 +180,14 @@ class InProcessBus:
             s.close()
 
 
-def open_bus(url: str = "memory://") -> InProcessBus:
-    """The bus for a ``bus_url``: ``memory://`` (in-process) is the one this build provides."""
-    if url.split("://", 1)[0] in ("memory", "inprocess", ""):
+def open_bus(url: str = "memory://") -> Any:
+    """The bus for a ``bus_url``: ``memory://`` (in-process, the default) or ``nats://host:port``
+    (:class:`stratowatch.service.bus_nats.NatsBus`, NATS JetStream; connects at once)."""
+    scheme = url.split("://", 1)[0]
+    if scheme in ("memory", "inprocess", ""):
         return InProcessBus()
-    raise ValueError(f"bus_url {url!r}: only the in-process bus ('memory://') is available")
+    if scheme in ("nats", "tls"):
+        from stratowatch.service.bus_nats import open_nats_bus
+
+        return open_nats_bus(url)
+    raise ValueError(f"bus_url {url!r}: use memory:// (in-process) or nats://host:port")

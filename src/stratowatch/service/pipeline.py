@@ -45,6 +45,7 @@ from stratowatch.config import ConfigError, Settings
 from stratowatch.ingest.registry import RegistryError, SensorRegistry, load_registry, registry_from_dict
 from stratowatch.model import Alert, Geofence, Incident, Observation, ObservationBatch, Sensor, Track
 from stratowatch.service.bus import InProcessBus
+from stratowatch.service.bus_base import Bus
 from stratowatch.service.predictions import PredictionScheduler
 from stratowatch.service.serialize import alert_to_json, incident_to_json, track_to_json
 from stratowatch.tracking import Tracker, TrackTable
@@ -228,7 +229,7 @@ class Pipeline:
         self,
         settings: Settings,
         store: Any,
-        bus: InProcessBus | None = None,
+        bus: Bus | None = None,
         *,
         winds: WindGrid | None = _FROM_SETTINGS,
         sensors: Mapping[str, Sensor] | None = None,
