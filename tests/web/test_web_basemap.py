@@ -114,3 +114,50 @@ def test_the_api_serves_the_console_and_the_banner(tmp_path: Path) -> None:
         who = client.get("/api/v1/console/whoami").json()
         assert who == {"releasable_to": ["PUBLIC", "CAN", "USA"], "banner": "REL TO CAN, USA"}
     assert clearance(SimpleNamespace(partners=[])) == []
+
+
+def test_backtrack_runs_a_backward_ensemble_from_the_track(tmp_path: Path) -> None:
+    from stratowatch.model import Track, TrackStatus
+    from stratowatch.weather import analytic_field
+
+    t0 = 1_675_300_000.0
+    track = Track(
+        track_id=7,
+        time_s=t0,
+        status=TrackStatus.CONFIRMED,
+        lat_deg=50.0,
+        lon_deg=-112.0,
+        alt_m=19_000.0,
+        velocity_enu_mps=(20.0, -5.0, 0.0),
+        position_sigma_m=(300.0, 300.0, 100.0),
+        model_probabilities={"drift": 1.0},
+        identities=(),
+        sensors=("radar",),
+        first_time_s=t0 - 3600.0,
+        last_update_s=t0,
+        n_updates=50,
+    )
+    store = SimpleNamespace(track=lambda tid: track if tid == 7 else None)
+    pipeline = SimpleNamespace(
+        store=store,
+        bus=InProcessBus(),
+        settings=None,
+        winds=analytic_field(t0_s=t0 - 30 * 3600.0, hours=36.0),
+    )
+    with TestClient(create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False)) as client:
+        doc = client.get("/api/v1/console/backtrack/7", params={"hours": 12, "members": 50}).json()
+        assert client.get("/api/v1/console/backtrack/8").status_code == 404
+        pipeline.winds = None
+        none = client.get("/api/v1/console/backtrack/7")
+        assert none.status_code == 409 and none.json()["error"]["code"] == "no_winds"
+    assert doc["properties"]["members"] == 50
+    assert doc["properties"]["earliest_s"] == pytest.approx(t0 - 12 * 3600.0)
+    median = next(f for f in doc["features"] if f["properties"]["kind"] == "median_path")
+    assert median["properties"]["backward"] is True
+    lon, lat = median["geometry"]["coordinates"][0][:2]
+    assert (lat, lon) == pytest.approx((50.0, -112.0), abs=1e-3)
+    # 12 h back at stratospheric wind speeds: tens to hundreds of km from where it is now
+    lon_end, lat_end = median["geometry"]["coordinates"][-1][:2]
+    assert 0.2 < abs(lon_end - lon) + abs(lat_end - lat) < 20.0
+    regions = [f for f in doc["features"] if f["properties"]["kind"] == "cone"]
+    assert sorted(f["properties"]["probability"] for f in regions) == [0.5, 0.9]

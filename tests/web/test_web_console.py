@@ -120,9 +120,19 @@ def test_selecting_a_balloon_shows_its_cone(console: Any, service: Any) -> None:
     for a in stored["arrivals"]:
         assert a["name"] in page.inner_text("#arrivals")
     page.wait_for_function(
-        "async () => (await window.stratowatch.map.getSource('backtrack').getData()).features.length === 1"
+        "async () => (await window.stratowatch.map.getSource('history').getData()).features.length === 1"
     )
     assert page.evaluate("window.stratowatch.state.history.length") == len(service.store.track_history(tid))
+    # the back-trajectory: a backward ensemble from the track's state, with its source regions
+    page.wait_for_function("window.stratowatch.state.backtrack !== null", timeout=15_000)
+    back = page.evaluate(SOURCE, "backtrack")
+    median = next(f for f in back if f["properties"]["kind"] == "median_path")
+    assert median["properties"]["backward"] is True
+    line = median["geometry"]["coordinates"][0]
+    now = service.store.track(tid)
+    assert line[0] == pytest.approx([now.lon_deg, now.lat_deg], abs=1e-3)  # starts where the track is
+    assert {f["properties"]["probability"] for f in back if f["properties"]["kind"] == "cone"} == {0.5, 0.9}
+    assert "back 24 h" in page.inner_text("#back")
     assert outside == [] and errors == []
 
 

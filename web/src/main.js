@@ -83,6 +83,7 @@ const style = {
     ellipses: { type: "geojson", data: empty(), maxzoom: 9, buffer: 0 },
     tracks: { type: "geojson", data: empty(), maxzoom: 9, buffer: 0 },
     prediction: { type: "geojson", data: empty() },
+    history: { type: "geojson", data: empty() },
     backtrack: { type: "geojson", data: empty() },
   },
   layers: [
@@ -97,7 +98,9 @@ const style = {
     { id: "cone-ring", type: "line", source: "prediction", filter: ["all", ["==", ["get", "kind"], "cone"], ["==", ["get", "ring"], true]], paint: { "line-color": ["case", ["<=", ["get", "probability"], 0.5], "#ff7043", "#ffca28"], "line-width": ["case", ["<=", ["get", "probability"], 0.5], 1.6, 1.1], "line-dasharray": ["case", ["<=", ["get", "probability"], 0.5], ["literal", [1, 0]], ["literal", [4, 3]]] } },
     { id: "det-path", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "deterministic_path"], paint: { "line-color": "#ffffff", "line-width": 1, "line-dasharray": [2, 2] } },
     { id: "median-path", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "median_path"], paint: { "line-color": "#ff3d00", "line-width": 2.5 } },
-    { id: "backtrack", type: "line", source: "backtrack", paint: { "line-color": "#b0bec5", "line-width": 2, "line-dasharray": [1, 1.5] } },
+    { id: "history", type: "line", source: "history", paint: { "line-color": "#b0bec5", "line-width": 2, "line-dasharray": [1, 1.5] } },
+    { id: "source-region", type: "line", source: "backtrack", filter: ["==", ["get", "kind"], "cone"], paint: { "line-color": "#4dd0e1", "line-width": ["case", ["<=", ["get", "probability"], 0.5], 1.6, 1], "line-dasharray": ["case", ["<=", ["get", "probability"], 0.5], ["literal", [1, 0]], ["literal", [4, 3]]] } },
+    { id: "backtrack", type: "line", source: "backtrack", filter: ["==", ["get", "kind"], "median_path"], paint: { "line-color": "#4dd0e1", "line-width": 2, "line-dasharray": [3, 2] } },
     { id: "ellipses", type: "line", source: "ellipses", paint: { "line-color": ["get", "color"], "line-width": 0.8, "line-opacity": 0.7 } },
     { id: "trails", type: "line", source: "trails", paint: { "line-color": ["get", "color"], "line-width": 1.3, "line-opacity": 0.75 } },
     { id: "selected", type: "circle", source: "tracks", filter: ["==", ["get", "id"], -1], paint: { "circle-radius": 13, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 } },
@@ -498,7 +501,9 @@ async function select(id) {
   state.prediction = null;
   map.setFilter("selected", ["==", ["get", "id"], id ?? -1]);
   map.getSource("prediction").setData(empty());
+  map.getSource("history").setData(empty());
   map.getSource("backtrack").setData(empty());
+  state.backtrack = null;
   listDue = 0;
   schedule();
   if (id === null) {
@@ -507,15 +512,36 @@ async function select(id) {
   }
   const t = state.shown.get(id) ?? (await getJSON(`${API}/tracks/${id}`));
   renderDetail(t);
+  const drifting = ["balloon", "unknown"].includes(cls(t));
   const [hist] = await Promise.all([
     getAll(`${API}/tracks/${id}/history`, 5000).catch(() => []),
-    ["balloon", "unknown"].includes(cls(t)) ? loadPrediction(id, true) : Promise.resolve(),
+    drifting ? loadPrediction(id, true) : Promise.resolve(),
+    drifting ? loadBacktrack(id) : Promise.resolve(),
   ]);
   if (state.selected !== id) return;
   state.history = hist;
   const line = hist.map((h) => [h.lon_deg, h.lat_deg]);
-  map.getSource("backtrack").setData(line.length > 1 ? { type: "FeatureCollection", features: [lineFeature(line, { track_id: id })] } : empty());
+  map.getSource("history").setData(line.length > 1 ? { type: "FeatureCollection", features: [lineFeature(line, { track_id: id })] } : empty());
   drawHistoryPlot();
+}
+
+/** Where the track came from: the service's backward ensemble (median path, 50 %/90 % source regions). */
+async function loadBacktrack(id) {
+  let doc;
+  try {
+    doc = await getJSON(`${API}/console/backtrack/${id}?hours=24`);
+  } catch (err) {
+    if (state.selected === id && $("back")) $("back").textContent = `no back-trajectory (${err.message})`;
+    return;
+  }
+  if (state.selected !== id) return;
+  state.backtrack = doc;
+  const feats = doc.features.map((f) =>
+    f.geometry.type === "LineString" ? lineFeature(f.geometry.coordinates.map((c) => [c[0], c[1]]), f.properties) : f,
+  );
+  map.getSource("backtrack").setData({ type: "FeatureCollection", features: feats });
+  const p = doc.properties;
+  if ($("back")) $("back").innerHTML = `back ${p.hours} h to ${fmtTime(p.earliest_s)} · ${p.members} members (cyan: median path, 50 %/90 % source regions)${(p.notes ?? []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join("")}`;
 }
 
 async function loadPrediction(id, fit = false) {
@@ -570,7 +596,7 @@ function renderDetail(t) {
     `<tr><td>sensors</td><td>${t.sensors.map(esc).join(", ") || "–"}</td></tr>` +
     `<tr><td>partners</td><td>${partnersOf(t).map(esc).join(", ") || "–"}</td></tr></table>` +
     `<h2>History <span class="muted small">altitude (km, blue) · speed (m/s, orange)</span></h2><canvas id="hist-plot" width="600" height="220"></canvas>` +
-    (predictable ? `<h2>Prediction</h2><div id="pred"><span class="muted">loading…</span></div>` : "");
+    (predictable ? `<h2>Prediction</h2><div id="pred"><span class="muted">loading…</span></div><h2>Back-trajectory</h2><div id="back" class="small"><span class="muted">computing…</span></div>` : "");
   $("deselect").onclick = () => select(null);
   renderDetailLive(t);
 }
@@ -597,7 +623,7 @@ function renderPrediction(p) {
   el.innerHTML =
     `<div class="muted" title="${esc(p.source ?? "")}">${fmtTime(p.time_s)} · ${p.hours ?? "?"} h · ${p.members ?? "?"} members · winds ${esc(String(p.source ?? "?").split("/").pop())}</div>` +
     (p.error ? `<div>failed: ${esc(p.error)}</div>` : "") +
-    `<div class="small">50 % cone (solid) and 90 % cone (dashed) at +${LEAD_RINGS_H.join(", +")} h; red line: ensemble median; white dashed: deterministic; grey dotted: track history.</div>` +
+    `<div class="small">50 % cone (solid) and 90 % cone (dashed) at +${LEAD_RINGS_H.join(", +")} h; red line: ensemble median; white dashed: deterministic; grey dotted: observed history.</div>` +
     `<table id="arrivals"><tr class="muted"><td>may enter</td><td>p</td><td>earliest / median</td></tr>${rows.join("") || '<tr><td colspan="3" class="muted">no geofence reached</td></tr>'}</table>` +
     `<div class="small">export: ${["geojson", "kml", "czml", "csv"].map((f) => `<a href="${API}/exports/predictions/${p.track_id}.${f}" download>${f.toUpperCase()}</a>`).join(" ")}</div>`;
 }

@@ -1,5 +1,6 @@
-"""The analyst's console: the page at ``/``, its files under ``/static/``, and what the viewer
-is cleared to see (``/api/v1/console/whoami``, for the releasability banner).
+"""The analyst's console: the page at ``/``, its files under ``/static/``, what the viewer is
+cleared to see (``/api/v1/console/whoami``, for the releasability banner) and a selected track's
+back-trajectory (``/api/v1/console/backtrack/{track_id}``).
 
 The clearance comes from the node's configured partners (``[[partners]]``): the banner reads
 "REL TO" and the partners and releasability labels this node shares with, or "PUBLIC RELEASE"
@@ -9,13 +10,18 @@ when it shares with none. The partners/auth work replaces it with the authentica
 from __future__ import annotations
 
 import mimetypes
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+import numpy as np
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, JSONResponse
 
-from stratowatch.api.deps import get_pipeline
-from stratowatch.api.errors import not_found
+from stratowatch.api.convert import json_safe
+from stratowatch.api.deps import call, get_pipeline
+from stratowatch.api.errors import ApiError, not_found
+from stratowatch.model import Track
 from stratowatch.web import static_files
 
 router = APIRouter(tags=["console"])
@@ -63,3 +69,72 @@ async def whoami(pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONRespons
     labels = clearance(getattr(pipeline, "settings", None))
     banner = f"REL TO {', '.join(labels)}" if labels else "PUBLIC RELEASE"
     return JSONResponse({"releasable_to": ["PUBLIC", *labels], "banner": banner})
+
+
+# ----------------------------------------------------------------------------- back-trajectory
+
+#: Latest back-trajectories by (track id, track time, hours, members): a console re-selecting a
+#: track, or several consoles selecting the same one, share one computation.
+_BACKTRACKS: OrderedDict[tuple[int, float, float, int], dict[str, Any]] = OrderedDict()
+_BACKTRACKS_KEPT = 64
+_BACKTRACK_LOCK = threading.Lock()  # one ensemble at a time: the pipeline needs the cores
+
+
+def backtrack_geojson(winds: Any, track: Track, hours: float, members: int) -> dict[str, Any]:
+    """Where ``track`` came from: a backward float ensemble on ``winds`` from its current state.
+
+    A FeatureCollection (as the forward predictions': ``median_path`` and ``deterministic_path``
+    lines with ``"backward": true``, and the 50 %/90 % ``cone`` source regions at the earliest
+    time reached), with ``properties`` ``members``, ``source``, ``notes``, ``hours``, ``time_s``
+    (the track's time) and ``earliest_s``."""
+    from stratowatch.prediction import TrackState
+    from stratowatch.prediction.backtrack import back_trajectory
+    from stratowatch.prediction.output import to_geojson
+
+    e, n, _ = track.velocity_enu_mps
+    state = TrackState(
+        time_s=track.time_s,
+        lat_deg=track.lat_deg,
+        lon_deg=track.lon_deg,
+        alt_m=track.alt_m,
+        velocity_east_mps=e,
+        velocity_north_mps=n,
+    )
+    cov = np.diag(np.square(np.asarray(track.position_sigma_m, dtype=np.float64)))
+    with _BACKTRACK_LOCK:
+        src = back_trajectory(winds, state, hours, members, covariance=cov, seed=track.track_id)
+    doc = to_geojson(src.prediction, src.regions)
+    doc["properties"].update({"hours": hours, "time_s": track.time_s, "earliest_s": src.time_s})
+    return doc
+
+
+@router.get(
+    "/api/v1/console/backtrack/{track_id}",
+    summary="Where a drifting track came from (back-trajectory)",
+    responses={404: {"description": "No such track."}, 409: {"description": "No wind field."}},
+)
+async def backtrack(
+    track_id: int,
+    pipeline: Annotated[Any, Depends(get_pipeline)],
+    hours: Annotated[float, Query(gt=0, le=120, description="How far back (h).")] = 24.0,
+    members: Annotated[int, Query(ge=10, le=2000, description="Ensemble members.")] = 200,
+) -> JSONResponse:
+    """A backward float ensemble from the track's latest state on the service's wind field: the
+    median and deterministic paths back ``hours`` and the 50 %/90 % source regions (GeoJSON)."""
+    winds = getattr(pipeline, "winds", None)
+    if winds is None:
+        raise ApiError(409, "no_winds", "the service has no wind field for back-trajectories", {})
+    track = await call(pipeline.store.track, track_id)
+    if track is None:
+        raise not_found("track", track_id)
+    key = (track_id, float(track.time_s), float(hours), int(members))
+    doc = _BACKTRACKS.get(key)
+    if doc is None:
+        try:
+            doc = await call(backtrack_geojson, winds, track, hours, members)
+        except ValueError as exc:  # the wind field does not cover the track's time or place
+            raise ApiError(422, "no_back_trajectory", str(exc), {"track_id": track_id}) from None
+        _BACKTRACKS[key] = doc
+        while len(_BACKTRACKS) > _BACKTRACKS_KEPT:
+            _BACKTRACKS.popitem(last=False)
+    return JSONResponse(json_safe(doc))
