@@ -159,5 +159,8 @@ def test_backtrack_runs_a_backward_ensemble_from_the_track(tmp_path: Path) -> No
     # 12 h back at stratospheric wind speeds: tens to hundreds of km from where it is now
     lon_end, lat_end = median["geometry"]["coordinates"][-1][:2]
     assert 0.2 < abs(lon_end - lon) + abs(lat_end - lat) < 20.0
+    members = [f for f in doc["features"] if f["properties"]["kind"] == "member"]
+    assert len(members) == 30 and len({f["properties"]["member"] for f in members}) == 30
+    assert all(f["geometry"]["coordinates"][0] == pytest.approx([lon, lat], abs=0.1) for f in members)
     regions = [f for f in doc["features"] if f["properties"]["kind"] == "cone"]
     assert sorted(f["properties"]["probability"] for f in regions) == [0.5, 0.9]

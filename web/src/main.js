@@ -99,6 +99,7 @@ const style = {
     { id: "det-path", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "deterministic_path"], paint: { "line-color": "#ffffff", "line-width": 1, "line-dasharray": [2, 2] } },
     { id: "median-path", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "median_path"], paint: { "line-color": "#ff3d00", "line-width": 2.5 } },
     { id: "history", type: "line", source: "history", paint: { "line-color": "#b0bec5", "line-width": 2, "line-dasharray": [1, 1.5] } },
+    { id: "back-members", type: "line", source: "backtrack", filter: ["==", ["get", "kind"], "member"], paint: { "line-color": "#4dd0e1", "line-width": 0.7, "line-opacity": 0.35 } },
     { id: "source-region", type: "line", source: "backtrack", filter: ["==", ["get", "kind"], "cone"], paint: { "line-color": "#4dd0e1", "line-width": ["case", ["<=", ["get", "probability"], 0.5], 1.6, 1], "line-dasharray": ["case", ["<=", ["get", "probability"], 0.5], ["literal", [1, 0]], ["literal", [4, 3]]] } },
     { id: "backtrack", type: "line", source: "backtrack", filter: ["==", ["get", "kind"], "median_path"], paint: { "line-color": "#4dd0e1", "line-width": 2, "line-dasharray": [3, 2] } },
     { id: "ellipses", type: "line", source: "ellipses", paint: { "line-color": ["get", "color"], "line-width": 0.8, "line-opacity": 0.7 } },
@@ -541,7 +542,7 @@ async function loadBacktrack(id) {
   );
   map.getSource("backtrack").setData({ type: "FeatureCollection", features: feats });
   const p = doc.properties;
-  if ($("back")) $("back").innerHTML = `back ${p.hours} h to ${fmtTime(p.earliest_s)} · ${p.members} members (cyan: median path, 50 %/90 % source regions)${(p.notes ?? []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join("")}`;
+  if ($("back")) $("back").innerHTML = `back ${p.hours} h to ${fmtTime(p.earliest_s)} · ${p.members} members (cyan: median path, 50 %/90 % source regions, thin: ensemble members)${(p.notes ?? []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join("")}`;
 }
 
 async function loadPrediction(id, fit = false) {

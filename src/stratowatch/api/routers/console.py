@@ -78,15 +78,17 @@ async def whoami(pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONRespons
 _BACKTRACKS: OrderedDict[tuple[int, float, float, int], dict[str, Any]] = OrderedDict()
 _BACKTRACKS_KEPT = 64
 _BACKTRACK_LOCK = threading.Lock()  # one ensemble at a time: the pipeline needs the cores
+#: Ensemble members returned as lines (spaghetti), evenly spread over the members.
+SPAGHETTI = 30
 
 
 def backtrack_geojson(winds: Any, track: Track, hours: float, members: int) -> dict[str, Any]:
     """Where ``track`` came from: a backward float ensemble on ``winds`` from its current state.
 
     A FeatureCollection (as the forward predictions': ``median_path`` and ``deterministic_path``
-    lines with ``"backward": true``, and the 50 %/90 % ``cone`` source regions at the earliest
-    time reached), with ``properties`` ``members``, ``source``, ``notes``, ``hours``, ``time_s``
-    (the track's time) and ``earliest_s``."""
+    lines with ``"backward": true``, the 50 %/90 % ``cone`` source regions at the earliest time
+    reached, and up to :data:`SPAGHETTI` ``member`` lines), with ``properties`` ``members``,
+    ``source``, ``notes``, ``hours``, ``time_s`` (the track's time) and ``earliest_s``."""
     from stratowatch.prediction import TrackState
     from stratowatch.prediction.backtrack import back_trajectory
     from stratowatch.prediction.output import to_geojson
@@ -104,6 +106,21 @@ def backtrack_geojson(winds: Any, track: Track, hours: float, members: int) -> d
     with _BACKTRACK_LOCK:
         src = back_trajectory(winds, state, hours, members, covariance=cov, seed=track.track_id)
     doc = to_geojson(src.prediction, src.regions)
+    pred = src.prediction
+    shown = np.unique(np.linspace(0, pred.members - 1, min(SPAGHETTI, pred.members)).astype(int))
+    lon = np.round(pred.lon_deg[shown], 5)
+    lat = np.round(pred.lat_deg[shown], 5)
+    for k, i in enumerate(shown.tolist()):  # a few members as lines: the spread, drawn as spaghetti
+        ok = np.isfinite(lon[k]) & np.isfinite(lat[k])
+        if np.count_nonzero(ok) >= 2:
+            coords = np.stack([lon[k][ok], lat[k][ok]], axis=1).tolist()
+            doc["features"].append(
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                    "properties": {"kind": "member", "member": i, "backward": True},
+                }
+            )
     doc["properties"].update({"hours": hours, "time_s": track.time_s, "earliest_s": src.time_s})
     return doc
 
