@@ -188,6 +188,22 @@ def test_filters_narrow_the_map_and_the_list(console: Any, service: Any) -> None
     page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {icao}")
     page.fill("#f-identity", "")
     page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {n_all}")
+    # partner: the owners of the sensors that saw the track
+    owners = {s.sensor_id: s.owner for s in service.store.sensors()}
+    live = [t for t in service.store.tracks(limit=None) if t.status.name != "ENDED"]
+    partner = sorted({owners[s] for t in live for s in t.sensors if s in owners})[0]
+    seen_by = sum(1 for t in live if any(owners.get(s) == partner for s in t.sensors))
+    assert seen_by > 0
+    page.fill("#f-partner", partner)
+    page.wait_for_function(f"document.querySelectorAll('#track-list [data-track]').length === {seen_by}")
+    page.fill("#f-partner", "")
+    # the export buttons answer files of the picture
+    for fmt in ("geojson", "kml", "czml", "csv"):
+        href = page.get_attribute(f"#exp-{fmt}", "href")
+        status, body = page.evaluate(
+            "async (u) => { const r = await fetch(u); return [r.status, await r.text()]; }", href
+        )
+        assert status == 200 and len(body) > 100, (fmt, status)
     assert errors == []
 
 

@@ -199,12 +199,16 @@ function currentFilter() {
     return true;
   };
 }
-/** Partners that contributed: "track:<partner>:<id>" identities and "<partner>:..." sensors. */
+/** Partners that contributed: the owners of its sensors and "track:<partner>:<id>" identities. */
+const sensorOwner = new Map();
 function partnersOf(t) {
   const out = new Set();
   for (const i of t.identities) if (i.startsWith("track:")) out.add(i.split(":")[1]);
-  for (const s of t.sensors) if (s.includes(":")) out.add(s.split(":")[0]);
-  return [...out];
+  for (const s of t.sensors) {
+    const owner = sensorOwner.get(s);
+    if (owner) out.add(owner);
+  }
+  return [...out].sort();
 }
 
 // ------------------------------------------------------------------ rendering the picture
@@ -480,9 +484,10 @@ async function loadGeofences() {
 }
 async function loadSensors() {
   const sensors = await getAll(`${API}/sensors`);
+  for (const s of sensors) sensorOwner.set(s.sensor_id, s.owner);
   const feats = sensors
     .filter((s) => s.lat_deg != null && s.lon_deg != null)
-    .map((s) => ({ type: "Feature", properties: { id: s.sensor_id }, geometry: { type: "Point", coordinates: [s.lon_deg, s.lat_deg] } }));
+    .map((s) => ({ type: "Feature", properties: { id: s.sensor_id, owner: s.owner }, geometry: { type: "Point", coordinates: [s.lon_deg, s.lat_deg] } }));
   map.getSource("sensors").setData({ type: "FeatureCollection", features: feats });
 }
 async function loadBanner() {
