@@ -43,7 +43,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario) -> Ite
         winds=grid,
         settings={
             "predictions": {"enabled": True, "members": 12, "hours": 72.0, "every_s": 3600.0, "workers": 1},
-            "partners": [{"id": "CAN", "releasable_to": ["CAN", "USA"]}],
+            "partners": [{"id": "CAN", "releasable_to": ["CAN"]}],
         },
     )
     svc.scenario = scenario

@@ -112,8 +112,21 @@ def test_the_api_serves_the_console_and_the_banner(tmp_path: Path) -> None:
             r = client.get(bad)
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
         who = client.get("/api/v1/console/whoami").json()
-        assert who == {"releasable_to": ["PUBLIC", "CAN", "USA"], "banner": "REL TO CAN, USA"}
+        assert who == {
+            "releasable_to": ["PUBLIC", "CAN", "USA"],
+            "banner": "REL TO CAN, USA",
+            "partners": ["USA", "CAN"],
+        }
+    # a node with no partners stands alone: its viewer sees what its own sensors hold
+    radars = [
+        SimpleNamespace(releasable_to=frozenset({"CAN"})),
+        SimpleNamespace(releasable_to=frozenset({"PUBLIC"})),
+    ]
+    assert clearance(SimpleNamespace(partners=[]), radars) == ["CAN"]
     assert clearance(SimpleNamespace(partners=[])) == []
+    assert clearance(
+        SimpleNamespace(partners=[SimpleNamespace(id="USA", releasable_to=["USA"])]), radars
+    ) == ["USA"]
 
 
 def test_backtrack_runs_a_backward_ensemble_from_the_track(tmp_path: Path) -> None:

@@ -30,16 +30,18 @@ def _wait_time(page: Any, time_s: float) -> None:
 
 def test_page_loads_offline_and_tracks_appear_and_move(console: Any, service: Any) -> None:
     page, outside, errors = console
-    assert page.inner_text("#banner") == "REL TO CAN, USA"
+    # the node shares with CAN only: the banner says so, and USA's radar sites are not shown
+    assert page.inner_text("#banner") == "REL TO CAN"
     # the base map comes from the package: land, borders and states are loaded on the map
     page.wait_for_function(
         "['land','borders','states'].every(s => window.stratowatch.map.isSourceLoaded(s))", timeout=20_000
     )
     assert len(page.evaluate(SOURCE, "land")[0]["geometry"]["coordinates"]) > 1000
     # sensor sites and geofences from the API
-    assert len(page.evaluate(SOURCE, "sensors")) == sum(
-        1 for s in service.store.sensors() if s.lat_deg == s.lat_deg
-    )
+    shown_sites = {f["properties"]["id"] for f in page.evaluate(SOURCE, "sensors")}
+    sited = [s for s in service.store.sensors() if s.has_site]
+    assert shown_sites == {s.sensor_id for s in sited if s.releasable_to & {"PUBLIC", "CAN"}}
+    assert any(s.owner == "USA" for s in sited) and shown_sites
     assert len(page.evaluate(SOURCE, "geofences")) == len(service.store.geofences()) > 0
 
     service.feed_until(0.3)

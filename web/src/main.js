@@ -467,8 +467,13 @@ function connect() {
 }
 
 // ------------------------------------------------------------------ static layers
+/** Whether the viewer may see an item with these releasability labels. */
+function releasable(labels) {
+  const cleared = state.clearance;
+  return !cleared || (labels ?? ["PUBLIC"]).some((l) => cleared.has(l));
+}
 async function loadGeofences() {
-  const fences = await getAll(`${API}/geofences`);
+  const fences = (await getAll(`${API}/geofences`)).filter((g) => releasable(g.releasable_to));
   const feats = [];
   for (const g of fences) {
     const props = { id: g.geofence_id, name: g.name, severity: g.severity };
@@ -486,16 +491,18 @@ async function loadSensors() {
   const sensors = await getAll(`${API}/sensors`);
   for (const s of sensors) sensorOwner.set(s.sensor_id, s.owner);
   const feats = sensors
-    .filter((s) => s.lat_deg != null && s.lon_deg != null)
+    .filter((s) => s.lat_deg != null && s.lon_deg != null && releasable(s.releasable_to))
     .map((s) => ({ type: "Feature", properties: { id: s.sensor_id, owner: s.owner }, geometry: { type: "Point", coordinates: [s.lon_deg, s.lat_deg] } }));
   map.getSource("sensors").setData({ type: "FeatureCollection", features: feats });
 }
 async function loadBanner() {
   try {
     const who = await getJSON(`${API}/console/whoami`);
+    state.clearance = new Set(who.releasable_to);
     $("banner").textContent = who.banner;
     $("banner").title = `cleared for: ${who.releasable_to.join(", ")}`;
   } catch (err) {
+    state.clearance = new Set(["PUBLIC"]);
     $("banner").textContent = "RELEASABILITY UNKNOWN";
     $("banner").style.background = "#7a2a2a";
   }
@@ -848,7 +855,7 @@ function wire() {
 async function start() {
   wire();
   legend();
-  loadBanner();
+  await loadBanner();
   await new Promise((r) => (map.loaded() ? r() : map.once("load", r)));
   addIcons();
   connect();

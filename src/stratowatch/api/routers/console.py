@@ -2,9 +2,12 @@
 cleared to see (``/api/v1/console/whoami``, for the releasability banner) and a selected track's
 back-trajectory (``/api/v1/console/backtrack/{track_id}``).
 
-The clearance comes from the node's configured partners (``[[partners]]``): the banner reads
-"REL TO" and the partners and releasability labels this node shares with, or "PUBLIC RELEASE"
-when it shares with none. The partners/auth work replaces it with the authenticated viewer's.
+The clearance comes from the node's configured partners (``[[partners]]``): the partners and
+releasability labels this node shares with. A node with no partners configured stands alone and
+its viewer sees all it holds: the labels of its sensors. The banner reads "REL TO" and those
+labels, or "PUBLIC RELEASE" when there are none beyond PUBLIC. The console shows the sensor sites
+and geofences releasable to one of them. The partners/auth work replaces this with the
+authenticated viewer's clearance.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import mimetypes
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import numpy as np
@@ -52,23 +56,31 @@ async def static(name: str) -> FileResponse:
     return FileResponse(path, media_type=_media_type(name), headers={"Cache-Control": "no-cache"})
 
 
-def clearance(settings: Any) -> list[str]:
-    """The partners and releasability labels this node shares with, sorted (PUBLIC left out)."""
+def clearance(settings: Any, sensors: Iterable[Any] = ()) -> list[str]:
+    """The labels beyond PUBLIC the viewer may see, sorted: the configured partners' ids and
+    releasability labels, or with no partners the labels of the node's own ``sensors``."""
     labels: set[str] = set()
-    for partner in getattr(settings, "partners", None) or ():
+    partners = list(getattr(settings, "partners", None) or ())
+    for partner in partners:
         labels.add(str(partner.id))
         labels.update(str(label) for label in partner.releasable_to)
+    if not partners:
+        for sensor in sensors:
+            labels.update(str(label) for label in sensor.releasable_to)
     labels.discard("PUBLIC")
     return sorted(labels)
 
 
 @router.get("/api/v1/console/whoami", summary="What the console viewer is cleared to see")
 async def whoami(pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONResponse:
-    """``{"releasable_to": [...], "banner": "REL TO CAN, USA"}``: the labels the viewer may see
-    (always PUBLIC, plus the configured partners' ids and labels) and the banner text."""
-    labels = clearance(getattr(pipeline, "settings", None))
+    """``{"releasable_to": ["PUBLIC", ...], "banner": "REL TO CAN, USA", "partners": [...]}``:
+    the labels the viewer may see, the banner text and the configured partner ids."""
+    settings = getattr(pipeline, "settings", None)
+    partners = [str(p.id) for p in getattr(settings, "partners", None) or ()]
+    sensors = [] if partners else await call(pipeline.store.sensors)
+    labels = clearance(settings, sensors)
     banner = f"REL TO {', '.join(labels)}" if labels else "PUBLIC RELEASE"
-    return JSONResponse({"releasable_to": ["PUBLIC", *labels], "banner": banner})
+    return JSONResponse({"releasable_to": ["PUBLIC", *labels], "banner": banner, "partners": partners})
 
 
 # ----------------------------------------------------------------------------- back-trajectory
