@@ -131,3 +131,15 @@ def test_unknown_path_has_the_error_body(client: TestClient) -> None:
     assert r.json() == {
         "error": {"code": "not_found", "message": "no such path: /api/v1/nothing-here", "details": None}
     }
+
+
+def test_serving_sets_and_restores_the_gil_switch_interval(pipeline: Any) -> None:
+    import sys
+
+    from stratowatch.api import create_app
+
+    before = sys.getswitchinterval()
+    with TestClient(create_app(pipeline, switch_interval_s=0.00025, freeze_gc=False)) as c:
+        assert c.get("/health").status_code == 200
+        assert abs(sys.getswitchinterval() - 0.00025) < 1e-9
+    assert sys.getswitchinterval() == before

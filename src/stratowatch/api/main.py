@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,7 +37,12 @@ seconds UTC; positions WGS-84 degrees and metres. Live updates: `GET /api/v1/str
 
 
 def create_app(
-    pipeline: Any, *, heartbeat_s: float = 15.0, picture_ttl_s: float = 5.0, freeze_gc: bool = True
+    pipeline: Any,
+    *,
+    heartbeat_s: float = 15.0,
+    picture_ttl_s: float = 5.0,
+    freeze_gc: bool = True,
+    switch_interval_s: float | None = 0.0005,
 ) -> FastAPI:
     """The API over ``pipeline`` (anything with ``.store``, ``.bus``, ``.acknowledge`` and ``.resolve``;
     normally :class:`stratowatch.service.pipeline.Pipeline`). ``heartbeat_s``: SSE keep-alive period;
@@ -46,7 +52,14 @@ def create_app(
     ``freeze_gc``: at start-up, move every object alive then (modules, the pipeline, the
     restored tracker) out of the cyclic garbage collector's reach (``gc.freeze``). Without it a
     full collection walks them all every few steps and stops the process for 100-200 ms, which
-    is the API's worst latency; with it such a collection takes a few ms."""
+    is the API's worst latency; with it such a collection takes a few ms.
+
+    ``switch_interval_s``: while the API runs, the interpreter hands the GIL between threads this
+    often (Python's default is 5 ms). The pipeline steps in a worker thread of the same process;
+    each time the event loop waits on I/O it must win the GIL back, and at 5 ms a request that
+    does that several times during a 100-250 ms step takes tens of milliseconds. At 0.5 ms the
+    p99 of ``GET /api/v1/tracks`` under ingest drops several-fold (bench/api_bench.py). ``None``
+    leaves the setting alone; the previous value is restored at shutdown."""
     picture = LivePicture(pipeline, store_ttl_s=picture_ttl_s)
 
     @contextlib.asynccontextmanager
@@ -54,11 +67,15 @@ def create_app(
         if freeze_gc:
             gc.collect()
             gc.freeze()
+        previous_interval_s = sys.getswitchinterval()
+        if switch_interval_s is not None:
+            sys.setswitchinterval(switch_interval_s)
         picture.start()
         try:
             yield
         finally:
             await picture.stop()
+            sys.setswitchinterval(previous_interval_s)
 
     app = FastAPI(title="stratowatch", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.pipeline = pipeline
