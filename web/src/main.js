@@ -11,6 +11,7 @@ const LEAD_RINGS_H = [6, 12, 24, 48, 72];
 const TRAIL_POINTS = 40;
 const LABEL_LIMIT = 250; // labels for every track in view when at most this many are in view
 const LIST_ROWS = 300;
+const HISTORY_STATES = 3000; // the latest states of a selected track (history line and plot)
 const ICON_LIMIT = 1500; // icons by class for at most this many tracks in view, dots beyond (frame time)
 const ALT_STOPS = [0, "#ff8c00", 3000, "#ffd400", 6000, "#7fd13b", 10000, "#00bcd4", 15000, "#3f6fd8", 20000, "#a040d0", 30000, "#ff3d8b"];
 
@@ -64,6 +65,19 @@ async function getAll(path, max = 10000) {
     const page = await getJSON(`${path}${sep}limit=1000&offset=${offset}`);
     items.push(...page.items);
     if (items.length >= page.total || page.items.length === 0) break;
+  }
+  return items;
+}
+
+/** The last ``max`` items of a paged list (oldest first). */
+async function getTail(path, max) {
+  const sep = path.includes("?") ? "&" : "?";
+  const { total } = await getJSON(`${path}${sep}limit=1&offset=0`);
+  const items = [];
+  for (let offset = Math.max(0, total - max); offset < total; offset += 1000) {
+    const page = await getJSON(`${path}${sep}limit=1000&offset=${offset}`);
+    items.push(...page.items);
+    if (page.items.length === 0) break;
   }
   return items;
 }
@@ -526,11 +540,15 @@ async function select(id) {
   const t = state.shown.get(id) ?? (await getJSON(`${API}/tracks/${id}`));
   renderDetail(t);
   const drifting = ["balloon", "unknown"].includes(cls(t));
-  const [hist] = await Promise.all([
-    getAll(`${API}/tracks/${id}/history`, 5000).catch(() => []),
-    drifting ? loadPrediction(id, true) : Promise.resolve(),
-    drifting ? loadBacktrack(id) : Promise.resolve(),
-  ]);
+  const around = drifting
+    ? Promise.all([loadPrediction(id), loadBacktrack(id)]).then(() => {
+        if (state.selected !== id) return;
+        // frame where it came from and where it may go
+        const feats = [...(state.prediction?.geojson?.features ?? []), ...(state.backtrack?.features ?? [])].filter((f) => f.geometry);
+        if (feats.length) fitTo(feats, state.shown.get(id));
+      })
+    : Promise.resolve();
+  const [hist] = await Promise.all([getTail(`${API}/tracks/${id}/history`, HISTORY_STATES).catch(() => []), around]);
   if (state.selected !== id) return;
   state.history = hist;
   const line = hist.map((h) => [h.lon_deg, h.lat_deg]);
@@ -557,7 +575,7 @@ async function loadBacktrack(id) {
   if ($("back")) $("back").innerHTML = `back ${p.hours} h to ${fmtTime(p.earliest_s)} · ${p.members} members (cyan: median path, 50 %/90 % source regions, thin: ensemble members)${(p.notes ?? []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join("")}`;
 }
 
-async function loadPrediction(id, fit = false) {
+async function loadPrediction(id) {
   let p;
   try {
     p = await getJSON(`${API}/predictions/${id}`);
@@ -579,7 +597,6 @@ async function loadPrediction(id, fit = false) {
   feats.sort((a, b) => (b.properties.probability ?? 0) - (a.properties.probability ?? 0));
   map.getSource("prediction").setData({ type: "FeatureCollection", features: feats });
   renderPrediction(p);
-  if (fit) fitTo(feats, state.shown.get(id));
 }
 
 /** Frame a newly selected track's prediction (cones and paths) with the track. */
