@@ -5,6 +5,7 @@ slider replays the stored history."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -65,15 +66,26 @@ def test_page_loads_offline_and_tracks_appear_and_move(console: Any, service: An
         if abs(first[tid][0] - second[tid][0]) + abs(first[tid][1] - second[tid][1]) > 1e-3
     ]
     assert len(moved) >= max(1, len(both) // 2), (first, second)
-    # the map's track layer holds the new positions (one point per track) and their trails
+    # the map's track layer holds the new picture (one point per track) and the trails
     page.wait_for_function(
-        f"""async () => (await window.stratowatch.map.getSource('tracks').getData()).features
-            .some(f => f.properties.id === {moved[0]} &&
-                       Math.abs(f.geometry.coordinates[1] - {second[moved[0]][0]}) < 1e-9)""",
+        """async () => {
+            const shown = window.stratowatch.state.shown;
+            const fs = (await window.stratowatch.map.getSource('tracks').getData()).features;
+            return fs.length === shown.size && fs.every(f => {
+                const t = shown.get(f.properties.id);
+                return t && t.lat_deg === f.geometry.coordinates[1] && t.alt_m === f.properties.alt; });
+        }""",
         timeout=10_000,
     )
-    points = {f["properties"]["id"]: f["geometry"]["coordinates"] for f in page.evaluate(SOURCE, "tracks")}
-    assert set(points) == set(second)
+    feats = page.evaluate(SOURCE, "tracks")
+    assert {f["properties"]["id"] for f in feats} == set(second)
+    # icons by class, coloured by altitude
+    tracks = {t.track_id: t for t in service.store.tracks(limit=None)}
+    for f in feats:
+        t = tracks[f["properties"]["id"]]
+        label = t.classification.label.name.lower() if t.classification else "unknown"
+        assert f["properties"]["cls"] == label
+        assert f["properties"]["alt"] == pytest.approx(second[f["properties"]["id"]][2])
     assert len(page.evaluate(SOURCE, "trails")) >= len(moved)
     assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
     assert errors == []
@@ -236,7 +248,40 @@ def test_time_slider_replays_history(console: Any, service: Any) -> None:
     live_time = page.evaluate("window.stratowatch.state.timeS")
     assert max(v[3] for v in shown.values()) < live_time
     assert "replay" in page.inner_text("#slider-time")
+    # play: the replayed time moves forward by itself
+    page.click("#play")
+    page.wait_for_function(f"window.stratowatch.state.replayS > {when} + 30", timeout=15_000)
+    page.click("#play")  # pause
     page.click("#live")
     page.wait_for_function("window.stratowatch.state.replayS === null")
     assert max(v[3] for v in _shown(page).values()) == live_time
     assert outside == [] and errors == []
+
+
+def test_uncertainty_ellipses_are_two_sigma(console: Any, service: Any) -> None:
+    page, _, errors = console
+    service.feed_until(1.0)
+    page.click("#live")
+    t = max(
+        (t for t in service.store.tracks(limit=None) if t.status.name != "ENDED"),
+        key=lambda t: t.position_sigma_m[0],
+    )
+    # close enough that the ellipse is several pixels across (far out it is hidden under the icon)
+    page.evaluate(f"window.stratowatch.map.jumpTo({{center: [{t.lon_deg}, {t.lat_deg}], zoom: 12}})")
+    page.wait_for_function(
+        f"""async () => (await window.stratowatch.map.getSource('ellipses').getData()).features.some(
+            f => Math.abs(f.geometry.coordinates[0][0][0] - {t.lon_deg} - 2 * {t.position_sigma_m[0]} /
+                 (111320 * Math.cos({t.lat_deg} * Math.PI / 180))) < 1e-9)""",
+        timeout=10_000,
+    )
+    ring = next(
+        f["geometry"]["coordinates"][0]
+        for f in page.evaluate(SOURCE, "ellipses")
+        if abs(f["geometry"]["coordinates"][0][0][1] - t.lat_deg) < 1e-9
+        and abs(f["geometry"]["coordinates"][0][0][0] - t.lon_deg) < 0.1
+    )
+    east_m = max(p[0] - t.lon_deg for p in ring) * 111_320.0 * math.cos(math.radians(t.lat_deg))
+    north_m = max(p[1] - t.lat_deg for p in ring) * 110_574.0
+    assert east_m == pytest.approx(2 * t.position_sigma_m[0], rel=1e-6)
+    assert north_m == pytest.approx(2 * t.position_sigma_m[1], rel=1e-2)  # the ring's 24 vertices
+    assert errors == []
