@@ -28,13 +28,23 @@ __all__ = [
 DEFAULT_URL = "sqlite:///stratowatch.db"
 
 
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
 def open_store(url: str = DEFAULT_URL, *, retention: RetentionSettings | None = None) -> Store:
     """Open (and migrate) the store at ``url``; raises StoreError naming it when that fails.
 
     SQLite URLs take ``?synchronous=normal`` (faster; survives a process crash, not a power cut).
     """
     if url.startswith(("postgresql://", "postgres://")):
-        from stratowatch.store.postgres import PostgresStore
+        try:
+            from stratowatch.store.postgres import PostgresStore
+        except ImportError as e:  # psycopg needs the system libpq (Debian: libpq5)
+            raise StoreError(f"{_redact(url)}: PostgreSQL client library unavailable: {e}") from None
 
         return PostgresStore(url, retention=retention)
     if url.startswith("sqlite://"):
