@@ -18,7 +18,6 @@ grid from the first one is skipped (and counted in the notes).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import Counter
 from datetime import UTC, datetime
@@ -27,10 +26,9 @@ from typing import Literal
 
 import numpy as np
 
-# pyproj (optional) must be loaded before eccodes: the eccodes wheel (eckitlib) bundles its own
-# libproj/libsqlite3, and a pyproj loaded after it binds to those and crashes the process.
-with contextlib.suppress(ImportError):
-    import pyproj  # noqa: F401
+from stratowatch._native import before_eccodes
+
+before_eccodes()  # pyproj and libpq before the eccodes wheel's bundled copies (see _native)
 import eccodes
 
 from stratowatch.weather.errors import WindFormatError
