@@ -123,6 +123,26 @@ class PipelineSettings(_Section):
     classify_with_winds: bool = True
 
 
+class RetentionConfig(_Section):
+    """How long the store keeps rows (seconds; omit a key for its default, null keeps for ever),
+    and how often (in data time) old rows are removed."""
+
+    every_s: float = Field(default=3600.0, gt=0)
+    observations_max_age_s: float | None = Field(default=7 * 86400.0, gt=0)
+    quarantine_max_age_s: float | None = Field(default=30 * 86400.0, gt=0)
+    track_states_max_age_s: float | None = Field(default=30 * 86400.0, gt=0)
+    ended_tracks_max_age_s: float | None = Field(default=30 * 86400.0, gt=0)
+    predictions_max_age_s: float | None = Field(default=7 * 86400.0, gt=0)
+    alerts_max_age_s: float | None = Field(default=365 * 86400.0, gt=0)
+    resolved_incidents_max_age_s: float | None = Field(default=365 * 86400.0, gt=0)
+    audit_log_max_age_s: float | None = Field(default=None, gt=0)
+
+    def store_settings(self) -> Any:
+        from stratowatch.store.base import RetentionSettings
+
+        return RetentionSettings.from_mapping(self.model_dump(exclude={"every_s"}))
+
+
 class Settings(BaseSettings):
     """Everything the service reads at start-up."""
 
@@ -141,6 +161,7 @@ class Settings(BaseSettings):
     winds: WindSettings = WindSettings()
     predictions: PredictionSettings = PredictionSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    retention: RetentionConfig = RetentionConfig()
     base_dir: str = "."  # where relative paths are resolved (the config file's directory)
 
     @field_validator("store_url")

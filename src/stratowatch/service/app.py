@@ -214,7 +214,9 @@ async def serve(
 
     own_store = store is None
     if store is None:
-        store = await asyncio.to_thread(open_store, settings.store_url)
+        store = await asyncio.to_thread(
+            lambda: open_store(settings.store_url, retention=settings.retention.store_settings())
+        )
     bus = await asyncio.to_thread(open_bus, settings.bus_url)
     pipeline = await asyncio.to_thread(lambda: Pipeline(settings, store, bus, winds=winds, sensors=sensors))
     buffer = FeedBuffer(max_observations=4 * settings.pipeline.max_batch)

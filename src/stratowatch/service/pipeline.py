@@ -24,6 +24,7 @@ same lock.
 from __future__ import annotations
 
 import json
+import math
 import logging
 import pickle
 import threading
@@ -217,6 +218,8 @@ class PipelineStats:
     last_step_s: float = 0.0
     busy_s: float = 0.0
     restored_from_s: float = float("nan")
+    retention_runs: int = 0
+    rows_expired: int = 0
 
 
 _FROM_SETTINGS: Any = object()
@@ -243,6 +246,7 @@ class Pipeline:
         self.bus = bus or InProcessBus()
         self.clock = clock
         self.stats = PipelineStats()
+        self._retention_due_s = math.nan
         self._lock = threading.RLock()
         self.registry = sensor_registry(settings)
         if sensors:
@@ -288,6 +292,7 @@ class Pipeline:
             st.last_time_s = float(time_s)
             if st.steps % self.settings.pipeline.state_every_steps == 0 or st.steps == 1:
                 self.save_state()
+            self._retention(float(time_s))
             if _listened(self.bus, "tracks"):  # every track's JSON costs: only when someone listens
                 self.bus.publish(
                     "tracks", {"time_s": float(time_s), "tracks": [track_to_json(t) for t in tracks]}
@@ -401,6 +406,20 @@ class Pipeline:
             self.alerts.set_geofences(self.store.geofences())
             if self.predictor is not None:
                 self.predictor.set_geofences(self.alerts.geofences)
+
+    def _retention(self, time_s: float) -> None:
+        """Remove rows older than the store's retention, every ``retention.every_s`` of data time."""
+        every = self.settings.retention.every_s
+        if not math.isfinite(self._retention_due_s):
+            self._retention_due_s = time_s + every
+        if time_s < self._retention_due_s:
+            return
+        self._retention_due_s = time_s + every
+        deleted = self.store.apply_retention(time_s)
+        self.stats.retention_runs += 1
+        self.stats.rows_expired += int(sum(deleted.values()))
+        if any(deleted.values()):
+            log.info("retention at %.0f: removed %s", time_s, {k: v for k, v in deleted.items() if v})
 
     # ------------------------------------------------------------------ state
 
