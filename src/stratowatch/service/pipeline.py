@@ -24,8 +24,8 @@ same lock.
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import pickle
 import threading
 import time
