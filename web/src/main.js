@@ -110,6 +110,7 @@ const style = {
     { id: "sensors", type: "circle", source: "sensors", paint: { "circle-radius": 3.5, "circle-color": "#000", "circle-stroke-color": "#9be7ff", "circle-stroke-width": 1.5 } },
     { id: "cone-fill", type: "fill", source: "prediction", filter: ["==", ["get", "kind"], "cone"], paint: { "fill-color": ["case", ["<=", ["get", "probability"], 0.5], "#ff5a36", "#ffb300"], "fill-opacity": ["case", ["<=", ["get", "probability"], 0.5], 0.1, 0.05] } },
     { id: "cone-ring", type: "line", source: "prediction", filter: ["all", ["==", ["get", "kind"], "cone"], ["==", ["get", "ring"], true]], paint: { "line-color": ["case", ["<=", ["get", "probability"], 0.5], "#ff7043", "#ffca28"], "line-width": ["case", ["<=", ["get", "probability"], 0.5], 1.6, 1.1], "line-dasharray": ["case", ["<=", ["get", "probability"], 0.5], ["literal", [1, 0]], ["literal", [4, 3]]] } },
+    { id: "pred-members", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "member"], paint: { "line-color": "#ff8a65", "line-width": 0.7, "line-opacity": 0.35 } },
     { id: "det-path", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "deterministic_path"], paint: { "line-color": "#ffffff", "line-width": 1, "line-dasharray": [2, 2] } },
     { id: "median-path", type: "line", source: "prediction", filter: ["==", ["get", "kind"], "median_path"], paint: { "line-color": "#ff3d00", "line-width": 2.5 } },
     { id: "history", type: "line", source: "history", paint: { "line-color": "#b0bec5", "line-width": 2, "line-dasharray": [1, 1.5] } },
@@ -653,7 +654,7 @@ function renderPrediction(p) {
   el.innerHTML =
     `<div class="muted" title="${esc(p.source ?? "")}">${fmtTime(p.time_s)} · ${p.hours ?? "?"} h · ${p.members ?? "?"} members · winds ${esc(String(p.source ?? "?").split("/").pop())}</div>` +
     (p.error ? `<div>failed: ${esc(p.error)}</div>` : "") +
-    `<div class="small">50 % cone (solid) and 90 % cone (dashed) at +${LEAD_RINGS_H.join(", +")} h; red line: ensemble median; white dashed: deterministic; grey dotted: observed history.</div>` +
+    `<div class="small">50 % cone (solid) and 90 % cone (dashed) at +${LEAD_RINGS_H.join(", +")} h; red line: ensemble median; thin orange: ensemble members; white dashed: deterministic; grey dotted: observed history.</div>` +
     `<table id="arrivals"><tr class="muted"><td>may enter</td><td>p</td><td>earliest / median</td></tr>${rows.join("") || '<tr><td colspan="3" class="muted">no geofence reached</td></tr>'}</table>` +
     `<div class="small">export: ${["geojson", "kml", "czml", "csv"].map((f) => `<a href="${API}/exports/predictions/${p.track_id}.${f}" download>${f.toUpperCase()}</a>`).join(" ")}</div>`;
 }

@@ -219,3 +219,26 @@ def write_kml(path: str | Path, prediction: Prediction, cone_list: Sequence[Cone
             pol.style.polystyle.color = simplekml.Color.changealphaint(60, simplekml.Color.orange)
             pol.timestamp.when = str(when[i])
     kml.save(str(path))
+
+
+def member_lines(pred: Prediction, count: int = 30, **properties: Any) -> list[dict[str, Any]]:
+    """Up to ``count`` ensemble members, evenly spread over the members, as GeoJSON LineString
+    features with ``kind = "member"`` (the spread drawn as spaghetti)."""
+    shown = np.unique(np.linspace(0, pred.members - 1, min(count, pred.members)).astype(int))
+    lon = np.round(pred.lon_deg[shown], 5)
+    lat = np.round(pred.lat_deg[shown], 5)
+    out = []
+    for k, i in enumerate(shown.tolist()):  # a few dozen lines at most
+        ok = np.isfinite(lon[k]) & np.isfinite(lat[k])
+        if np.count_nonzero(ok) >= 2:
+            out.append(
+                {
+                    "type": "Feature",
+                    "geometry": {
+                        "type": "LineString",
+                        "coordinates": np.stack([lon[k][ok], lat[k][ok]], axis=1).tolist(),
+                    },
+                    "properties": {"kind": "member", "member": i, **properties},
+                }
+            )
+    return out

@@ -12,7 +12,8 @@ worker, so ingest is never blocked. At most one job per track is in flight.
 The payload stored and published for a track (JSON-able)::
 
     {"track_id", "time_s", "hours", "members", "source", "notes",
-     "geojson": FeatureCollection (cones every 6 h at 50 % and 90 %, median and deterministic paths),
+     "geojson": FeatureCollection (cones every 6 h at 50 % and 90 %, median and deterministic paths,
+                 30 ensemble members as lines: properties.kind == "member"),
      "median_path": [[lon, lat, alt_m], ...],
      "arrivals": [{"geofence_id", "name", "probability", "earliest_s", "median_s"}, ...]}
 
@@ -96,10 +97,14 @@ def _regions(specs: Sequence[tuple[str, str, str, tuple[Any, ...]]]) -> list[Any
     return built
 
 
+#: Ensemble members stored with each prediction as lines, for the console's spaghetti.
+SPAGHETTI_MEMBERS = 30
+
+
 def run_job(job: PredictionJob) -> dict[str, Any]:
     """Run one ensemble in a worker (after :func:`init_worker`) and build the payload."""
     from stratowatch.prediction import TrackState, cones, predict_track, region_arrival
-    from stratowatch.prediction.output import cone_lead_indices, to_geojson
+    from stratowatch.prediction.output import cone_lead_indices, member_lines, to_geojson
 
     grid: WindGrid = _WORKER["grid"]
     names = {gid: name for gid, name, _k, _d in job.regions}
@@ -126,11 +131,13 @@ def run_job(job: PredictionJob) -> dict[str, Any]:
         return {**base, "error": f"{type(exc).__name__}: {exc}"}
     mlat, mlon, malt = pred.median_path()
     ok = np.isfinite(mlat) & np.isfinite(mlon)
+    doc = to_geojson(pred, cone_list, [a for a in arrivals if a.probability > 0])
+    doc["features"].extend(member_lines(pred, SPAGHETTI_MEMBERS))
     return {
         **base,
         "source": pred.source,
         "notes": list(pred.notes),
-        "geojson": to_geojson(pred, cone_list, [a for a in arrivals if a.probability > 0]),
+        "geojson": doc,
         "median_path": np.round(np.stack([mlon[ok], mlat[ok], malt[ok]], axis=1), 5).tolist(),
         "median_path_time_s": pred.time_s[ok].tolist(),
         "arrivals": [

@@ -118,21 +118,10 @@ def backtrack_geojson(winds: Any, track: Track, hours: float, members: int) -> d
     with _BACKTRACK_LOCK:
         src = back_trajectory(winds, state, hours, members, covariance=cov, seed=track.track_id)
     doc = to_geojson(src.prediction, src.regions)
+    from stratowatch.prediction.output import member_lines
+
     pred = src.prediction
-    shown = np.unique(np.linspace(0, pred.members - 1, min(SPAGHETTI, pred.members)).astype(int))
-    lon = np.round(pred.lon_deg[shown], 5)
-    lat = np.round(pred.lat_deg[shown], 5)
-    for k, i in enumerate(shown.tolist()):  # a few members as lines: the spread, drawn as spaghetti
-        ok = np.isfinite(lon[k]) & np.isfinite(lat[k])
-        if np.count_nonzero(ok) >= 2:
-            coords = np.stack([lon[k][ok], lat[k][ok]], axis=1).tolist()
-            doc["features"].append(
-                {
-                    "type": "Feature",
-                    "geometry": {"type": "LineString", "coordinates": coords},
-                    "properties": {"kind": "member", "member": i, "backward": True},
-                }
-            )
+    doc["features"].extend(member_lines(pred, SPAGHETTI, backward=True))
     doc["properties"].update({"hours": hours, "time_s": track.time_s, "earliest_s": src.time_s})
     return doc
 
