@@ -30,6 +30,7 @@ import numpy as np
 
 from stratowatch.geo import haversine_m
 from stratowatch.prediction import WindErrorModel, integrate
+from stratowatch.weather.heights import geopotential_to_geometric_m
 from stratowatch.weather.load import load_winds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,8 @@ def numpy_rk4(grid, lat0, lon0, alt0, hours, dt=60.0):
     u = grid.u_mps[0]
     v = grid.v_mps[0]
     lats, lons = grid.lat_deg, grid.lon_deg
-    mean_h = grid.height_m[0].mean(axis=(1, 2))
+    heights = geopotential_to_geometric_m(grid.height_m) if grid.heights_geopotential else grid.height_m
+    mean_h = heights[0].mean(axis=(1, 2))
     zf = np.interp(alt0, mean_h, np.arange(len(mean_h)))
     k = np.clip(np.floor(zf).astype(int), 0, len(mean_h) - 2)
     wz = zf - k
