@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -206,42 +204,6 @@ def test_http_poll_source() -> None:
 
 
 # ------------------------------------------------------------------------------ MQTT
-
-
-def _mosquitto() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), None
-    )
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[int]:
-    exe = _mosquitto()
-    if exe is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it from Debian)")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        ok = wait_for(lambda: _port_open(port), 5)
-        if not ok:
-            pytest.skip(f"mosquitto did not start: {proc.stderr.read(500) if proc.stderr else ''!r}")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def test_mqtt_source_with_a_real_broker(mosquitto: int) -> None:

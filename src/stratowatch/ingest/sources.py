@@ -329,6 +329,11 @@ class MqttSource(LiveSource):
 
     paho-mqtt runs the network loop in its own thread and reconnects with exponential backoff
     between ``backoff_initial_s`` and ``backoff_max_s``.
+
+    QoS 1 messages are acknowledged to the broker only once what they delivered is committed,
+    when the sink says so (a sink with ``put_seq`` and ``on_commit``, such as the service's feed
+    buffer); with a ``client_id`` the session is persistent, so a message delivered but not
+    committed before a crash is delivered again. Other sinks acknowledge on receipt.
     """
 
     kind = "mqtt"
@@ -358,11 +363,32 @@ class MqttSource(LiveSource):
         self.password = password
         self.subscribed = threading.Event()
         self._client: Any = None
+        self._ack_after_commit = hasattr(sink, "put_seq") and hasattr(sink, "on_commit")
+        self._unacked: list[tuple[int, int, int]] = []  # (sink seq after the message, mid, qos)
+        self._ack_lock = threading.Lock()
+        self.acked = 0
+        if self._ack_after_commit:
+            sink.on_commit(self._committed)  # type: ignore[attr-defined]
+
+    def _committed(self, through: int) -> None:
+        with self._ack_lock:
+            due = [u for u in self._unacked if u[0] <= through]
+            self._unacked = [u for u in self._unacked if u[0] > through]
+        client = self._client
+        for _, mid, qos in due:
+            if client is not None:
+                client.ack(mid, qos)
+                self.acked += 1
 
     def _session(self) -> None:
         import paho.mqtt.client as mqtt
 
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=not self.client_id,
+            manual_ack=self._ack_after_commit,
+        )
         if self.username is not None:
             client.username_pw_set(self.username, self.password)
         client.reconnect_delay_set(
@@ -391,6 +417,9 @@ class MqttSource(LiveSource):
             except Exception as exc:  # never let a bad message kill paho's loop
                 self.failures += 1
                 log.warning("mqtt %s: %s: %s", self.ctx.source, type(exc).__name__, exc)
+            if self._ack_after_commit:
+                with self._ack_lock:
+                    self._unacked.append((int(self.sink.put_seq), msg.mid, msg.qos))  # type: ignore[attr-defined]
 
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe

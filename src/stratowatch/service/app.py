@@ -54,12 +54,21 @@ class FeedBuffer:
         self._quarantine: list[QuarantineRecord] = []
         self._cond = threading.Condition()
         self._closed = False
+        # Sequence numbers of accepted items, so that feeds that acknowledge (MQTT QoS 1) can do
+        # so only once what they delivered is committed: ``put_seq`` counts items accepted,
+        # ``committed_seq`` the prefix the pipeline has committed.
+        self.put_seq = 0
+        self.committed_seq = 0
+        self._obs_seq: list[int] = []
+        self._on_commit: list[Callable[[int], None]] = []
 
     def observation(self, obs: Observation) -> None:
         with self._cond:
             while len(self._obs) >= self.max_observations and not self._closed:
                 self._cond.wait(0.5)  # back-pressure on the source thread
+            self.put_seq += 1
             self._obs.append(obs)
+            self._obs_seq.append(self.put_seq)
             self.received += 1
 
     def message(self, kind: str) -> None:
@@ -68,14 +77,34 @@ class FeedBuffer:
 
     def quarantine(self, record: QuarantineRecord) -> None:
         with self._cond:
+            self.put_seq += 1
             self._quarantine.append(record)
 
     def take(self, max_n: int) -> tuple[list[Observation], list[QuarantineRecord]]:
+        obs, q, _ = self.take_through(max_n)
+        return obs, q
+
+    def take_through(self, max_n: int) -> tuple[list[Observation], list[QuarantineRecord], int]:
+        """Take up to ``max_n`` observations and all quarantine records, with the sequence number
+        through which everything accepted has now been taken (pass it to :meth:`committed`)."""
         with self._cond:
             obs, self._obs = self._obs[:max_n], self._obs[max_n:]
+            self._obs_seq = self._obs_seq[len(obs) :]
             q, self._quarantine = self._quarantine, []
+            through = self._obs_seq[0] - 1 if self._obs_seq else self.put_seq
             self._cond.notify_all()
-            return obs, q
+            return obs, q, through
+
+    def on_commit(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(seq)`` whenever everything accepted up to ``seq`` is committed."""
+        self._on_commit.append(callback)
+
+    def committed(self, through: int) -> None:
+        with self._cond:
+            self.committed_seq = max(self.committed_seq, through)
+            done = self.committed_seq
+        for callback in list(self._on_commit):
+            callback(done)
 
     def __len__(self) -> int:
         with self._cond:
@@ -160,7 +189,13 @@ def build_sources(
             out.append(HttpPollSource(s.url, reader, ctx, sink, period_s=s.period_s))
         elif s.kind == "mqtt":
             assert s.topic is not None
-            out.append(MqttSource(s.host, s.port or 1883, s.topic, reader, ctx, sink))
+            # a stable client id: a persistent session, so QoS 1 messages not yet committed
+            # when the service stops are delivered again when it comes back
+            out.append(
+                MqttSource(
+                    s.host, s.port or 1883, s.topic, reader, ctx, sink, client_id=f"stratowatch-{s.name}"
+                )
+            )
         elif s.kind == "file":
             assert s.path is not None
             out.append(FileFeed(settings.path(s.path), reader, ctx, sink, s.speed))
@@ -177,7 +212,7 @@ async def ingest_loop(pipeline: Pipeline, buffer: FeedBuffer, live: bool) -> Non
     cfg = pipeline.settings.pipeline
     while True:
         await asyncio.sleep(cfg.step_s)
-        obs, quarantined = buffer.take(cfg.max_batch)
+        obs, quarantined, through = buffer.take_through(cfg.max_batch)
         if quarantined:
             write = getattr(pipeline.store, "write_quarantine", None)
             if write is not None:
@@ -187,6 +222,7 @@ async def ingest_loop(pipeline: Pipeline, buffer: FeedBuffer, live: bool) -> Non
         elif live:
             t = pipeline.clock()
         else:
+            buffer.committed(through)  # quarantine written, nothing else taken
             continue
         last = pipeline.stats.last_time_s
         if math.isfinite(last):
@@ -195,6 +231,8 @@ async def ingest_loop(pipeline: Pipeline, buffer: FeedBuffer, live: bool) -> Non
             await asyncio.to_thread(pipeline.process, t, obs)
         except Exception:  # one bad step must not end the service: log it with its context
             log.exception("pipeline step at %.3f with %d observations failed", t, len(obs))
+            continue  # not committed: feeds that acknowledge will redeliver
+        buffer.committed(through)
 
 
 async def serve(
