@@ -25,9 +25,7 @@ WGS84_EP2 = WGS84_E2 / (1.0 - WGS84_E2)
 EARTH_RADIUS_M = 6371008.8
 
 
-def geodetic_to_ecef(
-    lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike
-) -> FloatArray:
+def geodetic_to_ecef(lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike) -> FloatArray:
     """Geodetic latitude, longitude (degrees) and ellipsoidal height (m) -> ECEF (..., 3) metres."""
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
     lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
@@ -56,9 +54,7 @@ def ecef_to_geodetic(ecef_m: npt.ArrayLike) -> FloatArray:
     q = np.sqrt(1.0 + 2.0 * e2 * e2 * pp)
     r0 = -(pp * e2 * r) / (1.0 + q) + np.sqrt(
         np.maximum(
-            0.5 * a * a * (1.0 + 1.0 / q)
-            - pp * (1.0 - e2) * z * z / (q * (1.0 + q))
-            - 0.5 * pp * r * r,
+            0.5 * a * a * (1.0 + 1.0 / q) - pp * (1.0 - e2) * z * z / (q * (1.0 + q)) - 0.5 * pp * r * r,
             0.0,
         )
     )
@@ -208,7 +204,5 @@ def destination(
     brg = np.radians(np.asarray(bearing_deg, float))
     d = np.asarray(distance_m, float) / EARTH_RADIUS_M
     lat2 = np.arcsin(np.sin(lat) * np.cos(d) + np.cos(lat) * np.sin(d) * np.cos(brg))
-    lon2 = lon + np.arctan2(
-        np.sin(brg) * np.sin(d) * np.cos(lat), np.cos(d) - np.sin(lat) * np.sin(lat2)
-    )
+    lon2 = lon + np.arctan2(np.sin(brg) * np.sin(d) * np.cos(lat), np.cos(d) - np.sin(lat) * np.sin(lat2))
     return np.degrees(lat2), (np.degrees(lon2) + 540.0) % 360.0 - 180.0

@@ -54,9 +54,7 @@ def _module_exists(name: str) -> bool:
 def cli(verbose: int) -> None:
     """stratowatch: track, classify and predict high-altitude objects from many sensors."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def main() -> None:

@@ -35,9 +35,7 @@ from stratowatch.tracking.plots_csv import PlotsFileError, read_plots_csv
     show_default=True,
     help="M/N confirmation: M hits in the first N scans.",
 )
-@click.option(
-    "--max-misses", default=3, show_default=True, help="Consecutive misses before deletion."
-)
+@click.option("--max-misses", default=3, show_default=True, help="Consecutive misses before deletion.")
 @click.option(
     "--quarantine",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -114,9 +112,7 @@ def command(
         f.write("time_s,track_id,x_m,y_m,z_m\n")
         f.writelines(
             f"{t:.3f},{i},{x:.2f},{y:.2f},{z:.2f}\n"
-            for t, i, (x, y, z) in zip(
-                t_all.tolist(), id_all.tolist(), xyz_all.tolist(), strict=True
-            )
+            for t, i, (x, y, z) in zip(t_all.tolist(), id_all.tolist(), xyz_all.tolist(), strict=True)
         )
     click.echo(
         f"{detections}: read {plots.rows_read} rows, used {plots.time_s.size}, "
@@ -130,9 +126,7 @@ def command(
                 {
                     "read_s": round(read_s, 4),
                     "track_loop_s": round(loop_s, 4),
-                    "per_scan_median_ms": round(
-                        1000 * float(np.median(per_scan)) if per_scan else 0.0, 3
-                    ),
+                    "per_scan_median_ms": round(1000 * float(np.median(per_scan)) if per_scan else 0.0, 3),
                     "n_scans": len(starts),
                     "n_track_ids": int(np.unique(id_all).size),
                 }

@@ -59,11 +59,7 @@ class IngestStats:
 
     @property
     def accounted(self) -> int:
-        return (
-            self.units_with_observations
-            + sum(self.messages.values())
-            + sum(self.quarantined.values())
-        )
+        return self.units_with_observations + sum(self.messages.values()) + sum(self.quarantined.values())
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -116,9 +112,7 @@ Sniffer = Callable[[bytes], bool]
 _REGISTRY: dict[str, tuple[ReaderFactory, Sniffer | None, str]] = {}
 
 
-def register(
-    name: str, factory: ReaderFactory, sniff: Sniffer | None = None, help: str = ""
-) -> None:
+def register(name: str, factory: ReaderFactory, sniff: Sniffer | None = None, help: str = "") -> None:
     """Register a reader by format name; ``sniff(head_bytes)`` lets ``--format auto`` find it."""
     _REGISTRY[name] = (factory, sniff, help)
 
@@ -133,9 +127,7 @@ def get_reader(name: str) -> Reader:
     try:
         factory = _REGISTRY[name][0]
     except KeyError:
-        raise KeyError(
-            f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+        raise KeyError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}") from None
     return factory()
 
 
