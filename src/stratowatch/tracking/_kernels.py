@@ -208,45 +208,44 @@ def warm_up() -> None:
 
 
 @njit(cache=True)
+def _cholesky_d2(S, nu, L, y):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """(nu^T S^-1 nu, log det S) of one small SPD matrix by Cholesky, using the scratch arrays
+    L and y; (inf, inf) when S is not positive definite."""
+    m = nu.shape[0]
+    ld = 0.0
+    for i in range(m):
+        for j in range(i + 1):
+            acc = S[i, j]
+            for k in range(j):
+                acc -= L[i, k] * L[j, k]
+            if i == j:
+                if acc <= 0.0:
+                    return np.inf, np.inf
+                L[i, i] = np.sqrt(acc)
+                ld += 2.0 * np.log(L[i, i])
+            else:
+                L[i, j] = acc / L[j, j]
+    d2 = 0.0
+    for i in range(m):
+        acc = nu[i]
+        for k in range(i):
+            acc -= L[i, k] * y[k]
+        y[i] = acc / L[i, i]
+        d2 += y[i] * y[i]
+    return d2, ld
+
+
+@njit(cache=True)
 def mahalanobis_logdet(nu, S):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Squared Mahalanobis distance nu^T S^-1 nu and log det S for stacks of small SPD matrices,
-    by Cholesky factorisation (rows whose S is not positive definite get d2 = inf)."""
+    """Squared Mahalanobis distance nu^T S^-1 nu and log det S for stacks of small SPD matrices
+    (rows whose S is not positive definite get d2 = inf)."""
     n, m = nu.shape
     d2 = np.empty(n)
     logdet = np.empty(n)
     L = np.empty((m, m))
     y = np.empty(m)
     for p in range(n):
-        ok = True
-        ld = 0.0
-        for i in range(m):
-            for j in range(i + 1):
-                acc = S[p, i, j]
-                for k in range(j):
-                    acc -= L[i, k] * L[j, k]
-                if i == j:
-                    if acc <= 0.0:
-                        ok = False
-                        break
-                    L[i, i] = np.sqrt(acc)
-                    ld += 2.0 * np.log(L[i, i])
-                else:
-                    L[i, j] = acc / L[j, j]
-            if not ok:
-                break
-        if not ok:
-            d2[p] = np.inf
-            logdet[p] = np.inf
-            continue
-        acc2 = 0.0
-        for i in range(m):
-            acc = nu[p, i]
-            for k in range(i):
-                acc -= L[i, k] * y[k]
-            y[i] = acc / L[i, i]
-            acc2 += y[i] * y[i]
-        d2[p] = acc2
-        logdet[p] = ld
+        d2[p], logdet[p] = _cholesky_d2(S[p], nu[p], L, y)
     return d2, logdet
 
 
@@ -264,6 +263,7 @@ def gate_point3(xc, Pc, mu, t_trk, trk, det_t, det_z, det_R, up, q_h, q_v, w, v,
     S = np.empty((3, 3))
     L = np.empty((3, 3))
     nu = np.empty(3)
+    y = np.empty(3)
     for p in range(n):
         i = trk[p]
         d = det_t[p] - t_trk[i]
@@ -288,34 +288,5 @@ def gate_point3(xc, Pc, mu, t_trk, trk, det_t, det_z, det_R, up, q_h, q_v, w, v,
                     + base * a * a * a / 3.0
                     + det_R[p, r, c]
                 )
-        ok = True
-        ld = 0.0
-        for r in range(3):
-            for c in range(r + 1):
-                acc = S[r, c]
-                for k in range(c):
-                    acc -= L[r, k] * L[c, k]
-                if r == c:
-                    if acc <= 0.0:
-                        ok = False
-                        break
-                    L[r, r] = np.sqrt(acc)
-                    ld += 2.0 * np.log(L[r, r])
-                else:
-                    L[r, c] = acc / L[c, c]
-            if not ok:
-                break
-        if not ok:
-            d2[p] = np.inf
-            logdet[p] = np.inf
-            continue
-        acc2 = 0.0
-        for r in range(3):
-            acc = nu[r]
-            for k in range(r):
-                acc -= L[r, k] * nu[k]
-            nu[r] = acc / L[r, r]
-            acc2 += nu[r] * nu[r]
-        d2[p] = acc2
-        logdet[p] = ld
+        d2[p], logdet[p] = _cholesky_d2(S, nu, L, y)
     return d2, logdet
