@@ -72,10 +72,29 @@ class SourceSettings(_Section):
         return self
 
 
+class NodeSettings(_Section):
+    """The partner that runs this node. Its users read the full picture stored here; every other
+    partner reads the picture rebuilt from only what is released to it."""
+
+    partner: str = Field(default="LOCAL", pattern=r"^[A-Z][A-Z0-9_]{1,15}$")
+    name: str = ""
+
+
+#: What a partner may be refused even where the labels would release it.
+REDACTIONS = ("sensor_sites", "observations", "predictions", "alerts", "incidents", "geofences")
+
+
 class PartnerSettings(_Section):
-    id: str
+    """A partner this node shares with: ``id`` is its code (``"USA"``); ``redact`` lists what it
+    is not shown even when labels release it (e.g. ``["sensor_sites", "observations"]``: tracks
+    only). ``releasable_to`` is the default label of this partner's feeds ingested here."""
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")
     name: str = ""
     releasable_to: list[str] = Field(default_factory=lambda: ["PUBLIC"])
+    redact: list[Literal["sensor_sites", "observations", "predictions", "alerts", "incidents", "geofences"]] = (
+        Field(default_factory=list)
+    )
 
 
 class GeofenceSettings(_Section):
@@ -152,6 +171,7 @@ class Settings(BaseSettings):
 
     store_url: str = "sqlite:///stratowatch.db"
     bus_url: str = "memory://"
+    node: NodeSettings = NodeSettings()
     api: ApiSettings = ApiSettings()
     sensors: SensorSettings = SensorSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
