@@ -162,6 +162,45 @@ class RetentionConfig(_Section):
         return RetentionSettings.from_mapping(self.model_dump(exclude={"every_s"}))
 
 
+class PeerSettings(_Section):
+    """A partner node this node federates with (see :mod:`stratowatch.sharing.federation`):
+    ``partner`` its code, ``url`` its API base (``https://usa.example:8000``), ``api_key`` the key
+    that node issued to this one (sent as ``X-API-Key``), ``ca_file`` the PEM bundle that verifies
+    its TLS certificate (default: the system's), ``period_s`` how often its tracks are pulled."""
+
+    partner: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")
+    url: str
+    api_key: str | None = None
+    ca_file: str | None = None
+    period_s: float = Field(default=2.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be http://host:port or https://host:port")
+        return v.rstrip("/")
+
+
+class FederationSettings(_Section):
+    """Track-to-track fusion with partner nodes. ``peers``: the nodes to pull tracks from.
+    ``period_s``: how often the common picture is fused. ``stale_s``: a partner's track older than
+    this (data time) is left out. ``gate_probability``: the association gate. ``process_noise``:
+    white acceleration noise (m^2/s^3) when bringing tracks to one time. ``velocity_sigma_mps``:
+    the velocity uncertainty assumed for tracks that publish none. ``max_backoff_s``: the longest
+    wait between reconnection attempts."""
+
+    peers: list[PeerSettings] = Field(default_factory=list)
+    period_s: float = Field(default=2.0, gt=0)
+    stale_s: float = Field(default=300.0, gt=0)
+    gate_probability: float = Field(default=0.9999, gt=0, lt=1)
+    process_noise: float = Field(default=0.05, ge=0)
+    velocity_sigma_mps: float = Field(default=5.0, gt=0)
+    criterion: Literal["trace", "det"] = "trace"
+    max_backoff_s: float = Field(default=30.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the service reads at start-up."""
 
@@ -182,6 +221,7 @@ class Settings(BaseSettings):
     predictions: PredictionSettings = PredictionSettings()
     pipeline: PipelineSettings = PipelineSettings()
     retention: RetentionConfig = RetentionConfig()
+    federation: FederationSettings = FederationSettings()
     base_dir: str = "."  # where relative paths are resolved (the config file's directory)
 
     @field_validator("store_url")
@@ -319,5 +359,15 @@ def check(settings: Settings, where: str = "") -> None:
     ids = [p.id for p in settings.partners]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{where}partners: duplicate partner id")
+    peers = [p.partner for p in settings.federation.peers]
+    for i, peer in enumerate(settings.federation.peers):
+        if peer.ca_file:
+            exists(f"federation.peers[{i}].ca_file", peer.ca_file)
+        if peer.partner == settings.node.partner:
+            raise ConfigError(
+                f"{where}federation.peers[{i}].partner: {peer.partner!r} is this node's own partner"
+            )
+        if peers.count(peer.partner) > 1:
+            raise ConfigError(f"{where}federation.peers[{i}].partner: duplicate peer {peer.partner!r}")
     if not math.isfinite(settings.alerts.new_object_min_alt_m):
         raise ConfigError(f"{where}alerts.new_object_min_alt_m: not a finite number")

@@ -18,6 +18,7 @@ from stratowatch.api.routers import (
     audit,
     console,
     exports,
+    federation,
     geofences,
     health,
     incidents,
@@ -98,6 +99,7 @@ def create_app(
         stream,
         exports,
         console,
+        federation,
     ):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.request_metrics)

@@ -261,6 +261,12 @@ async def serve(
     sources = build_sources(settings.sources, settings, pipeline.registry, buffer)
     live = any(s.kind != "file" for s in sources)
     app = create_app(pipeline)
+    federation = None
+    if settings.federation.peers:
+        from stratowatch.sharing.federation import Federation
+
+        federation = Federation(settings, bus=bus, store=store)
+        app.state.federation = federation
     config = uvicorn.Config(
         app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
     )
@@ -275,9 +281,13 @@ async def serve(
             tasks.append(asyncio.create_task(_guard(feed(pipeline))))
         if on_ready is not None:
             tasks.append(asyncio.create_task(_announce(server, settings, on_ready)))
+        if federation is not None:
+            federation.start()
         _SERVING.set()
         await server.serve()
     finally:
+        if federation is not None:
+            await federation.stop()
         for task in tasks:
             task.cancel()
         buffer.close()
