@@ -194,3 +194,22 @@ def test_aliases_match_the_own_picture_to_a_partner_view() -> None:
     assert sorted(zip(own.track_id[i_own].tolist(), view.track_id[i_view].tolist(), strict=True)) == [
         (k, 1_000_000_000 + k) for k in range(1, 31)
     ]
+
+
+def test_a_name_is_held_by_one_row_when_a_coasting_track_and_its_successor_part() -> None:
+    ids = GlobalIds()
+    lat = np.array([49.0])
+    can = _tracks("CAN", [17], lat, np.array([-110.0]), t=1000.0, first=100.0)
+    usa = _tracks("USA", [5], lat, np.array([-110.001]), t=1000.0, first=900.0)
+    assert ids.assign(fusion.fuse(fusion.start(can, "CAN", 1000.0, 0.05), usa, "USA", 0.05)).tolist() == [
+        "CAN:17"
+    ]
+    # CAN's track stopped (its node's feed ended) while USA's went on east: they no longer
+    # associate; the newer state keeps the name, the other takes its own key
+    can = _tracks("CAN", [17], lat, np.array([-110.3]), t=1400.0, first=100.0)
+    usa = _tracks("USA", [5], lat, np.array([-109.0]), t=1500.0, first=900.0)
+    fused = fusion.fuse(fusion.start(can, "CAN", 1500.0, 0.05), usa, "USA", 0.05)
+    assert len(fused) == 2
+    assert ids.assign(fused).tolist() == ["CAN:17'", "CAN:17"]
+    # and the names stick
+    assert ids.assign(fused).tolist() == ["CAN:17'", "CAN:17"]

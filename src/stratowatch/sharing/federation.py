@@ -332,8 +332,11 @@ class Federation:
         if not any(t.size for t in times):
             self.picture = FusedPicture(epoch_s=None, items=[], fused_s=time.time())
             return self.picture
-        epoch = float(own.time_s.max()) if len(own) else float(max(t.max() for t in times if t.size))
+        # the newest state anywhere; a picture that stopped (a node whose feed ended or stalls)
+        # goes stale and drops out after stale_s
+        epoch = float(max(t.max() for t in times if t.size))
         q = cfg.process_noise
+        own = own.take(np.flatnonzero(own.time_s >= epoch - cfg.stale_s))
         own = self._named_for_partners(own, local, epoch)
         fused = fusion.start(own, self.node, epoch, q)
         for partner, table, _ in remote:

@@ -469,6 +469,19 @@ class GlobalIds:
         col = np.argmin(np.where(earliest & present, rank, np.iinfo(np.int64).max), axis=1)
         rows = np.arange(n)
         gid, gstart = name[rows, col], start[rows, col]
+        # two rows may claim one name (a coasting track and its successor that no longer
+        # associate): the row with more contributors, then the newer state, keeps it; another
+        # takes its own earliest contributor's key (primed when that is the name it lost)
+        newest = np.max(np.where(present, fused.time_c, -np.inf), axis=1)
+        order = np.lexsort((rows, -newest, -present.sum(axis=1), gid))
+        lost = order[1:][gid[order][1:] == gid[order][:-1]]
+        if lost.size:
+            own_col = np.argmin(np.where(present[lost], fused.first_c[lost], np.inf), axis=1)
+            alt = key[lost, own_col]
+            gid = gid.astype(object)
+            gid[lost] = np.where(alt == gid[lost], np.char.add(alt.astype(np.str_), "'"), alt)
+            gid = gid.astype(np.str_)
+            gstart[lost] = fused.first_c[lost, own_col]
         # remember: every contributor now carries its row's name (new entries win over old ones)
         r, c = np.nonzero(present)
         new_keys = key[r, c]
