@@ -33,8 +33,35 @@ class _Section(BaseModel):
 
 
 class ApiSettings(_Section):
+    """``max_body_bytes``: larger request bodies are refused (413). ``tls_certfile`` and
+    ``tls_keyfile`` (PEM): serve HTTPS instead of HTTP (both or neither)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        return self
+
+
+class AuthSettings(_Section):
+    """Who may call the API (see :mod:`stratowatch.sharing.auth`).
+
+    ``jwt_secret``: the key that signs this node's tokens (at least 32 characters); unset, one is
+    generated once and kept in the store. ``issuer``: the tokens' ``iss``. ``token_ttl_s``: how
+    long an issued token lives. ``rate_per_s``/``burst``: each client's token bucket (per
+    principal, or per address before authentication); exceeding it answers 429."""
+
+    jwt_secret: str | None = Field(default=None, min_length=32)
+    issuer: str = "stratowatch"
+    token_ttl_s: float = Field(default=3600.0, gt=0, le=366 * 86400.0)
+    rate_per_s: float = Field(default=100.0, gt=0)
+    burst: int = Field(default=400, ge=1)
 
 
 class SensorSettings(_Section):
@@ -212,6 +239,7 @@ class Settings(BaseSettings):
     bus_url: str = "memory://"
     node: NodeSettings = NodeSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
     sensors: SensorSettings = SensorSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
     partners: list[PartnerSettings] = Field(default_factory=list)
@@ -335,6 +363,9 @@ def check(settings: Settings, where: str = "") -> None:
         exists("sensors.registry", settings.sensors.registry)
     for i, f in enumerate(settings.geofences.files):
         exists(f"geofences.files[{i}]", f)
+    if settings.api.tls_certfile and settings.api.tls_keyfile:
+        exists("api.tls_certfile", settings.api.tls_certfile)
+        exists("api.tls_keyfile", settings.api.tls_keyfile)
     for i, f in enumerate(settings.winds.files):
         exists(f"winds.files[{i}]", f)
     known = set(reader_names())

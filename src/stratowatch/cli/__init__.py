@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "replay": "Replay sensor files of any format in time order through the pipeline.",
     "predict": "Predict where a drifting balloon goes (or came from) on real winds.",
     "serve": "Run the live service: sources, pipeline, store and HTTP API in one process.",
+    "auth": "Manage who may call the API: principals, their secrets and tokens.",
 }
 
 

@@ -61,8 +61,15 @@ def start(settings: Any, **kw: Any) -> None:
     def ready(url: str) -> None:
         click.echo(f"stratowatch serving on {url} (API {url}/api/v1/, health {url}/health); Ctrl-C stops")
 
+    def login(link: str) -> None:
+        click.echo(
+            "no accounts yet: created the administrator admin. Open the console once with this "
+            f"one-time link (valid 15 minutes): {link}\n"
+            "More accounts: stratowatch auth add --help"
+        )
+
     try:
-        run(settings, on_ready=ready, **kw)
+        run(settings, on_ready=ready, on_login=login, **kw)
     except (ConfigError, StoreError) as exc:
         raise UsageFailure(str(exc)) from None
     except OSError as exc:  # the port is taken, the store directory is missing ...

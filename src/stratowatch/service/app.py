@@ -243,8 +243,12 @@ async def serve(
     sensors: Mapping[str, Sensor] | None = None,
     on_ready: Callable[[str], None] | None = None,
     store: Any = None,
+    on_login: Callable[[str], None] | None = None,
 ) -> None:
-    """Run sources, pipeline and API until the server is asked to stop (SIGINT/SIGTERM)."""
+    """Run sources, pipeline and API until the server is asked to stop (SIGINT/SIGTERM).
+
+    With no principal in the store, an ``admin`` of the node's partner is created and
+    ``on_login`` gets a one-time console sign-in link for it once the server listens."""
     import uvicorn
 
     from stratowatch.api.main import create_app
@@ -260,15 +264,26 @@ async def serve(
     buffer = FeedBuffer(max_observations=4 * settings.pipeline.max_batch)
     sources = build_sources(settings.sources, settings, pipeline.registry, buffer)
     live = any(s.kind != "file" for s in sources)
-    app = create_app(pipeline)
+    from stratowatch.cli.auth import bootstrap_admin
+    from stratowatch.sharing.auth import Authority
+
+    authority = Authority.from_settings(store, settings)
+    first_admin = await asyncio.to_thread(bootstrap_admin, authority)
+    app = create_app(pipeline, authority=authority)
     federation = None
     if settings.federation.peers:
         from stratowatch.sharing.federation import Federation
 
         federation = Federation(settings, bus=bus, store=store)
         app.state.federation = federation
+    tls: dict[str, Any] = {}
+    if settings.api.tls_certfile and settings.api.tls_keyfile:
+        tls = {
+            "ssl_certfile": str(settings.path(settings.api.tls_certfile)),
+            "ssl_keyfile": str(settings.path(settings.api.tls_keyfile)),
+        }
     config = uvicorn.Config(
-        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
+        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on", **tls
     )
     server = uvicorn.Server(config)
     tasks: list[asyncio.Task[None]] = []
@@ -279,8 +294,11 @@ async def serve(
             tasks.append(asyncio.create_task(ingest_loop(pipeline, buffer, live)))
         if feed is not None:
             tasks.append(asyncio.create_task(_guard(feed(pipeline))))
-        if on_ready is not None:
-            tasks.append(asyncio.create_task(_announce(server, settings, on_ready)))
+        if on_ready is not None or on_login is not None:
+            login = None
+            if first_admin is not None and on_login is not None:
+                login = (authority, first_admin, on_login)
+            tasks.append(asyncio.create_task(_announce(server, settings, on_ready, login)))
         if federation is not None:
             federation.start()
         _SERVING.set()
@@ -309,14 +327,26 @@ async def _guard(coro: Awaitable[None]) -> None:
         log.exception("the feed failed")
 
 
-async def _announce(server: Any, settings: Settings, on_ready: Callable[[str], None]) -> None:
+async def _announce(
+    server: Any,
+    settings: Settings,
+    on_ready: Callable[[str], None] | None,
+    login: tuple[Any, str, Callable[[str], None]] | None = None,
+) -> None:
+    from stratowatch.cli.auth import login_link, server_url
+
     while not server.started:
         await asyncio.sleep(0.05)
     port = settings.api.port
     for s in getattr(server, "servers", []):
         for sock in s.sockets:
             port = sock.getsockname()[1]
-    on_ready(f"http://{settings.api.host}:{port}")
+    url = server_url(settings, port)
+    if on_ready is not None:
+        on_ready(url)
+    if login is not None:
+        authority, principal_id, on_login = login
+        on_login(await asyncio.to_thread(login_link, authority, principal_id, url))
 
 
 def run(settings: Settings, **kw: Any) -> None:
