@@ -176,11 +176,11 @@ def _has_auth() -> bool:
     return res.returncode == 0
 
 
-def _add_key(config: Path, principal: str, partner: str, kind: str) -> str:
+def _add_key(config: Path, principal: str, partner: str, kind: str, scopes: str = "tracks:read") -> str:
     res = subprocess.run(
         [
             *(sys.executable, "-m", "stratowatch", "auth", "add", "--id", principal, "--partner", partner),
-            *("--kind", kind, "--scopes", "tracks:read", "--config", str(config)),
+            *("--kind", kind, "--scopes", scopes, "--config", str(config)),
         ],
         capture_output=True,
         text=True,
@@ -260,7 +260,7 @@ def nodes(tmp_path: Path) -> Iterator[dict[str, Any]]:
         # each node issues the other a service key; the test reads each node as one of its own
         for me, other in (("CAN", "USA"), ("USA", "CAN")):
             peer_key = _add_key(configs[me], f"{other.lower()}-node", other, "service")
-            keys[me] = _add_key(configs[me], "tester", me, "key")
+            keys[me] = _add_key(configs[me], "tester", me, "key", "tracks:read,observations:read")
             text = configs[other].read_text(encoding="utf-8")
             configs[other].write_text(
                 text.replace("# api_key\n", f'api_key = "{peer_key}"\n'),
