@@ -126,7 +126,7 @@ def run(n_tracks: int, duration_s: float, period_s: float, hide: tuple[str, ...]
         with sync_playwright() as p:
             browser = launch_chromium(p)
             page, outside = offline_page(browser, svc.url)
-            page.goto(svc.url)
+            page.goto(svc.login_url())
             page.wait_for_function(
                 "window.stratowatch && window.stratowatch.state.ready === true", timeout=60_000
             )

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from api_helpers import Picture, fill
 from fastapi.testclient import TestClient
 
+from auth_helpers import bearer
 from stratowatch.api import create_app
 from stratowatch.config import load_settings
 from stratowatch.service.bus import InProcessBus
@@ -53,6 +55,25 @@ def picture(store: Any) -> Picture:
 
 
 @pytest.fixture
-def client(pipeline: Pipeline) -> Iterator[TestClient]:
-    with TestClient(create_app(pipeline, heartbeat_s=0.2, picture_ttl_s=0.0, freeze_gc=False)) as c:
+def app(pipeline: Pipeline) -> Any:
+    return create_app(pipeline, heartbeat_s=0.2, picture_ttl_s=0.0, freeze_gc=False)
+
+
+@pytest.fixture
+def admin_headers(app: Any) -> dict[str, str]:
+    """``Authorization`` of an admin service account of the node's own partner."""
+    return bearer(app)
+
+
+@pytest.fixture
+def client(app: Any, admin_headers: dict[str, str]) -> Iterator[TestClient]:
+    """A client signed in as an admin (every request carries its bearer token)."""
+    with TestClient(app, headers=admin_headers) as c:
+        yield c
+
+
+@pytest.fixture
+def anon_client(client: TestClient) -> Iterator[httpx.Client]:
+    """A client without credentials (nor cookies of its own yet), over the same running app."""
+    with httpx.Client(transport=client._transport, base_url=client.base_url) as c:
         yield c

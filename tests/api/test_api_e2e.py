@@ -26,6 +26,8 @@ import httpx
 import pytest
 from api_helpers import SHARED_DATA, free_port
 
+from auth_helpers import config_bearer
+
 ADSB_SAMPLE = SHARED_DATA / "adsb" / "pymodes_sample_data_adsb.csv"
 EHAM = (52.3086, 4.7639)  # reference position for the sample's airborne CPR frames
 FT_M = 0.3048
@@ -178,6 +180,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         feeder = Feeder(by_second(lines))
         api_port = free_port()
         config = write_config(tmp_path, feeder.port, api_port)
+        auth = config_bearer(config)
         log = (tmp_path / "serve.log").open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if not k.startswith("STRATOWATCH_")}
@@ -196,7 +199,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
                 pytest.fail(f"serve exited {proc.returncode}: {(tmp_path / 'serve.log').read_text()[-3000:]}")
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    return base, feeder
+                    return base, feeder, auth
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
@@ -215,13 +218,19 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         log.close()
 
 
-def wait_for_tracks(base: str, identities: set[str], n_observations: int) -> dict[str, dict[str, Any]]:
+def wait_for_tracks(
+    base: str, identities: set[str], n_observations: int, auth: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     """Poll until every identity has a live track and the store holds every position."""
     deadline = time.monotonic() + 60
     while True:
-        tracks = httpx.get(f"{base}/api/v1/tracks", params={"limit": 1000}, timeout=5).json()["items"]
+        tracks = httpx.get(f"{base}/api/v1/tracks", params={"limit": 1000}, headers=auth, timeout=5).json()[
+            "items"
+        ]
         by_identity = {i: t for t in tracks for i in t["identities"] if i in identities}
-        stored = httpx.get(f"{base}/api/v1/observations", params={"limit": 1}, timeout=5).json()["total"]
+        stored = httpx.get(
+            f"{base}/api/v1/observations", params={"limit": 1}, headers=auth, timeout=5
+        ).json()["total"]
         if set(by_identity) == identities and stored == n_observations:
             return by_identity
         if time.monotonic() > deadline:
@@ -239,9 +248,9 @@ def near_m(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def test_serve_tracks_a_synthetic_sbs_feed(serve: Any) -> None:
     lines, last = synthetic_feed(float(int(time.time())))
-    base, feeder = serve(lines)
+    base, feeder, auth = serve(lines)
     assert feeder.connected.wait(30), "serve never connected to the feed"
-    tracks = wait_for_tracks(base, set(last), n_observations=len(lines))
+    tracks = wait_for_tracks(base, set(last), n_observations=len(lines), auth=auth)
     for identity, (lat, lon, alt_m) in last.items():
         t = tracks[identity]
         assert near_m((t["lat_deg"], t["lon_deg"]), (lat, lon)) < 1_000, identity
@@ -249,7 +258,7 @@ def test_serve_tracks_a_synthetic_sbs_feed(serve: Any) -> None:
         assert t["status"] in ("confirmed", "coasting")
     health = httpx.get(f"{base}/health").json()
     assert health["status"] == "ok" and health["counts"]["observations"] == len(lines)
-    metrics = httpx.get(f"{base}/metrics").text
+    metrics = httpx.get(f"{base}/metrics", headers=auth).text
     assert f"stratowatch_observations {len(lines)}" in metrics
 
 
@@ -260,11 +269,11 @@ def test_serve_tracks_a_real_adsb_recording(serve: Any) -> None:
     lines, (lat, lon, alt_m) = real_feed(seconds=40.0, start_s=float(int(time.time())))
     positions = sum(line.startswith("MSG,3") for line in lines)
     assert positions > 30  # the airborne positions of the first 40 s decode
-    base, feeder = serve(lines)
+    base, feeder, auth = serve(lines)
     assert feeder.connected.wait(30), "serve never connected to the feed"
-    track = wait_for_tracks(base, {"icao:406B90"}, n_observations=positions)["icao:406B90"]
+    track = wait_for_tracks(base, {"icao:406B90"}, n_observations=positions, auth=auth)["icao:406B90"]
     assert near_m((track["lat_deg"], track["lon_deg"]), (lat, lon)) < 2_000
     assert abs(track["alt_m"] - alt_m) < 150
     assert track["classification"]["label"] == "aircraft"
-    exported = httpx.get(f"{base}/api/v1/exports/tracks.csv").text.splitlines()
+    exported = httpx.get(f"{base}/api/v1/exports/tracks.csv", headers=auth).text.splitlines()
     assert len(exported) == 2 and "icao:406B90" in exported[1]

@@ -8,6 +8,7 @@ from typing import Any
 from api_helpers import Picture
 from fastapi.testclient import TestClient
 
+from auth_helpers import bearer
 from stratowatch.api.models import HealthOut
 
 
@@ -139,7 +140,8 @@ def test_serving_sets_and_restores_the_gil_switch_interval(pipeline: Any) -> Non
     from stratowatch.api import create_app
 
     before = sys.getswitchinterval()
-    with TestClient(create_app(pipeline, switch_interval_s=0.00025, freeze_gc=False)) as c:
+    app = create_app(pipeline, switch_interval_s=0.00025, freeze_gc=False)
+    with TestClient(app, headers=bearer(app)) as c:
         assert c.get("/health").status_code == 200
         assert abs(sys.getswitchinterval() - 0.00025) < 1e-9
     assert sys.getswitchinterval() == before

@@ -9,6 +9,7 @@ from typing import Any
 from api_helpers import T0, Picture, make_track
 from fastapi.testclient import TestClient
 
+from auth_helpers import bearer
 from stratowatch.api import create_app
 from stratowatch.model import ObjectClass
 from stratowatch.service.pipeline import Pipeline
@@ -26,7 +27,7 @@ def wait_for(client: TestClient, params: dict[str, Any], total: int) -> dict[str
 
 def test_picture_follows_track_events(pipeline: Pipeline, picture: Picture, store: Any) -> None:
     app = create_app(pipeline, picture_ttl_s=60.0, freeze_gc=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=bearer(app)) as client:
         first = client.get("/api/v1/tracks", params={"limit": 1000}).json()
         assert first["total"] == len(picture.tracks)  # read from the store: no event yet
         step = [make_track(900 + i, time_s=T0 + 1, alt_m=19_000.0 + i) for i in range(3)]
@@ -42,7 +43,8 @@ def test_picture_follows_track_events(pipeline: Pipeline, picture: Picture, stor
 
 
 def test_picture_rereads_the_store_when_the_bus_is_quiet(pipeline: Pipeline, store: Any) -> None:
-    with TestClient(create_app(pipeline, picture_ttl_s=0.3, freeze_gc=False)) as client:
+    app = create_app(pipeline, picture_ttl_s=0.3, freeze_gc=False)
+    with TestClient(app, headers=bearer(app)) as client:
         assert client.get("/api/v1/tracks").json()["total"] == 0
         store.write_track_states([make_track(5)])
         body = wait_for(client, {}, 1)

@@ -13,6 +13,7 @@ from api_helpers import T0
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
+from auth_helpers import bearer
 from stratowatch.api import create_app
 from stratowatch.api.models import AuditOut, Page
 from stratowatch.config import load_settings
@@ -53,7 +54,8 @@ def live(tmp_path: Path) -> Iterator[tuple[Pipeline, TestClient]]:
             T0 + STEP_S * k, "radar-a", MeasurementKind.GEODETIC, (lat, lon, alt), (100.0, 150.0)
         )
         pipeline.process(T0 + STEP_S * k, [obs])
-    with TestClient(create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False)) as client:
+    app = create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False)
+    with TestClient(app, headers=bearer(app)) as client:
         yield pipeline, client
     pipeline.close()
     store.close()
@@ -86,7 +88,7 @@ def test_track_alert_acknowledge_resolve(live: tuple[Pipeline, Any]) -> None:
     assert [a["alert_id"] for a in acked] == [alert["alert_id"]]
     audit_page = client.get("/api/v1/audit").json()
     TypeAdapter(Page[AuditOut]).validate_python(audit_page)
-    audit = audit_page["items"][0]
+    audit = next(e for e in audit_page["items"] if e["action"] != "release")  # reads are audited too
     assert (audit["actor"], audit["action"]) == ("duty officer", "acknowledge")
     incident = client.get(f"/api/v1/incidents/{alert['incident_id']}").json()
     assert incident["status"] == "tracking"

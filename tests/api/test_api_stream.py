@@ -11,10 +11,14 @@ import httpx
 import pytest
 from api_helpers import live_server, make_track
 
+from auth_helpers import bearer
 from stratowatch.api import create_app
 from stratowatch.service.bus import InProcessBus
 from stratowatch.service.pipeline import Pipeline
 from stratowatch.service.serialize import track_to_json
+
+#: The bearer header of the test's admin (set by the server fixture).
+AUTH: dict[str, str] = {}
 
 
 def sse_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -35,6 +39,8 @@ def sse_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def server(pipeline: Pipeline) -> Iterator[tuple[str, Any]]:
     app = create_app(pipeline, heartbeat_s=0.3, freeze_gc=False)
+    AUTH.clear()
+    AUTH.update(bearer(app))
     with live_server(app) as url:
         yield url, app
 
@@ -45,7 +51,7 @@ def test_stream_delivers_published_events_in_order(server: tuple[str, Any], bus:
     event = {"time_s": 1_675_300_000.0, "tracks": [track_to_json(t) for t in tracks]}
     baseline = bus.subscribers  # the API's own live picture follows the bus too
     with (
-        httpx.Client(timeout=10) as client,
+        httpx.Client(timeout=10, headers=AUTH) as client,
         client.stream("GET", f"{url}/api/v1/stream", params={"topics": "tracks,alerts"}) as r,
     ):
         assert r.status_code == 200
@@ -73,7 +79,7 @@ def test_stream_delivers_published_events_in_order(server: tuple[str, Any], bus:
 
 def test_stream_heartbeat_when_idle(server: tuple[str, Any]) -> None:
     url, _ = server
-    with httpx.Client(timeout=10) as client, client.stream("GET", f"{url}/api/v1/stream") as r:
+    with httpx.Client(timeout=10, headers=AUTH) as client, client.stream("GET", f"{url}/api/v1/stream") as r:
         messages = sse_messages(r.iter_lines())
         t0 = time.monotonic()
         assert next(messages) == {"comment": "connected"}
@@ -85,7 +91,7 @@ def test_stream_heartbeat_when_idle(server: tuple[str, Any]) -> None:
 def test_stream_rejects_unknown_topics(server: tuple[str, Any], bus: InProcessBus) -> None:
     url, _ = server
     baseline = bus.subscribers
-    r = httpx.get(f"{url}/api/v1/stream", params={"topics": "tracks,weather"}, timeout=10)
+    r = httpx.get(f"{url}/api/v1/stream", params={"topics": "tracks,weather"}, headers=AUTH, timeout=10)
     assert r.status_code == 400
     assert r.json()["error"]["details"] == {"parameter": "topics"}
     assert bus.subscribers == baseline
@@ -98,7 +104,10 @@ def test_slow_client_is_told_how_many_events_it_lost(
 
     monkeypatch.setattr(stream, "QUEUE_EVENTS", 2)
     url, app = server
-    with httpx.Client(timeout=10) as client, client.stream("GET", f"{url}/api/v1/stream?topics=alerts") as r:
+    with (
+        httpx.Client(timeout=10, headers=AUTH) as client,
+        client.stream("GET", f"{url}/api/v1/stream?topics=alerts") as r,
+    ):
         messages = sse_messages(r.iter_lines())
         assert next(messages) == {"comment": "connected"}
         for i in range(200):  # in one burst: far faster than the stream drains a queue of two

@@ -71,7 +71,7 @@ def console(service: FedService, browser: Any) -> Iterator[tuple[Any, list[str],
     page, outside = offline_page(browser, service.url)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(service.url)
+    page.goto(service.login_url())  # signs in (session cookie) and lands on the console
     page.wait_for_function("window.stratowatch && window.stratowatch.state.ready === true", timeout=30_000)
     yield page, outside, errors
     page.close()

@@ -82,6 +82,16 @@ class LiveService:
                 raise RuntimeError("the API did not start")
             time.sleep(0.02)
 
+    def login_url(self, principal_id: str = "console-admin") -> str:
+        """A one-time sign-in link for an admin of the node (created when missing), as
+        ``stratowatch serve`` prints one: opening it sets the console's session cookie."""
+        from stratowatch.cli.auth import login_link
+
+        authority = self.app.state.authority
+        if authority.record(principal_id) is None:
+            authority.create_principal(principal_id, authority.node_partner, "user", ["admin"])
+        return login_link(authority, principal_id, self.url)
+
     def feed(self, scans: Sequence[tuple[float, Sequence[Observation]]]) -> None:
         for t, obs in scans:
             self.pipeline.process(t, obs)

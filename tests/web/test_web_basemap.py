@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import Point, shape
 
+from auth_helpers import bearer, memory_authority
 from stratowatch.api import create_app
 from stratowatch.api.routers.console import clearance
 from stratowatch.service.bus import InProcessBus
@@ -96,11 +97,16 @@ def test_the_api_serves_the_console_and_the_banner(tmp_path: Path) -> None:
             ]
         ),
     )
-    app = create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False)
-    with TestClient(app) as client:
+    app = create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False, authority=memory_authority())
+    with TestClient(app) as anonymous:  # no session: the sign-in form, no console, no data
+        form = anonymous.get("/")
+        assert form.status_code == 200 and 'action="/api/v1/auth/login"' in form.text
+        assert "console.js" not in form.text
+        assert anonymous.get("/api/v1/console/whoami").status_code == 401
+    with TestClient(app, headers=bearer(app)) as client:
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert "stratowatch console" in page.text
+        assert "stratowatch console" in page.text and "console.js" in page.text
         js = client.get("/static/console.js")
         assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
         assert len(js.content) == (static_dir() / "console.js").stat().st_size
@@ -113,6 +119,10 @@ def test_the_api_serves_the_console_and_the_banner(tmp_path: Path) -> None:
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
         who = client.get("/api/v1/console/whoami").json()
         assert who == {
+            "subject": "test-admin",
+            "partner": "LOCAL",
+            "kind": "service",
+            "scopes": ["admin"],
             "releasable_to": ["PUBLIC", "CAN", "USA"],
             "banner": "REL TO CAN, USA",
             "partners": ["USA", "CAN"],
@@ -157,7 +167,8 @@ def test_backtrack_runs_a_backward_ensemble_from_the_track(tmp_path: Path) -> No
         settings=None,
         winds=analytic_field(t0_s=t0 - 30 * 3600.0, hours=36.0),
     )
-    with TestClient(create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False)) as client:
+    app = create_app(pipeline, picture_ttl_s=0.0, freeze_gc=False, authority=memory_authority())
+    with TestClient(app, headers=bearer(app)) as client:
         doc = client.get("/api/v1/console/backtrack/7", params={"hours": 12, "members": 50}).json()
         assert client.get("/api/v1/console/backtrack/8").status_code == 404
         pipeline.winds = None

@@ -1,8 +1,9 @@
 """Who may call what: the one table of access rules and the middleware that applies it.
 
 :data:`RULES` maps ``(method, route path template)`` to what the route needs: a scope
-(``"tracks:read"``...; ``admin`` holds every scope), :data:`AUTHENTICATED` (any valid
-principal) or :data:`PUBLIC` (no credentials). A route missing from the table is refused to
+(``"tracks:read"``...; ``admin`` holds every scope), the same prefixed with ``own:`` (only
+for the node's own principals, not partners'), :data:`AUTHENTICATED` (any valid principal) or
+:data:`PUBLIC` (no credentials). A route missing from the table is refused to
 everyone (deny by default), and the authorization matrix test fails for it: adding an endpoint
 means adding its line here, e.g. ``("GET", "/api/v1/federation/tracks"): "tracks:read",``.
 
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 PUBLIC = "public"
 #: Needs a valid principal, whatever its scopes.
 AUTHENTICATED = "authenticated"
+#: Prefix of a rule open only to the node's own principals: ``"own:tracks:read"`` is
+#: ``tracks:read`` held by a principal of the partner that runs the node (partners get 403).
+OWN = "own:"
 #: The console's session cookie (an access token; HttpOnly, SameSite=Strict).
 SESSION_COOKIE = "sw_session"
 
@@ -80,8 +84,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/predictions/{track_id}/arrivals"): "tracks:read",
     ("GET", "/api/v1/arrivals"): "tracks:read",
     # federation: the fused common picture (own users only, see routers/federation.py), links
-    ("GET", "/api/v1/federation/tracks"): "tracks:read",
-    ("GET", "/api/v1/federation/peers"): "tracks:read",
+    ("GET", "/api/v1/federation/tracks"): "own:tracks:read",
+    ("GET", "/api/v1/federation/peers"): "own:tracks:read",
     ("GET", "/api/v1/sensors"): "tracks:read",
     ("GET", "/api/v1/sensors/{sensor_id}"): "tracks:read",
     ("GET", "/api/v1/geofences"): "tracks:read",
@@ -379,8 +383,12 @@ class AccessMiddleware:
         elif rule is None and full:
             await self._deny(scope, receive, send, 403, "no_access_rule", principal)
             return
-        elif rule is not None and rule != AUTHENTICATED and not principal.has(rule):
-            await self._deny(scope, receive, send, 403, "insufficient_scope", principal, scope_needed=rule)
+        elif rule is not None and rule.startswith(OWN) and not principal.is_own:
+            await self._deny(scope, receive, send, 403, "own_principals_only", principal)
+            return
+        elif rule is not None and rule != AUTHENTICATED and not principal.has(rule.removeprefix(OWN)):
+            needed = rule.removeprefix(OWN)
+            await self._deny(scope, receive, send, 403, "insufficient_scope", principal, scope_needed=needed)
             return
         elif how == "cookie" and method not in ("GET", "HEAD") and not _same_origin(scope):
             await self._deny(scope, receive, send, 403, "cross_origin", principal)
@@ -456,6 +464,8 @@ class AccessMiddleware:
                 headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope_needed}"'
             elif reason == "cross_origin":
                 message = "cross-origin request refused"
+            elif reason == "own_principals_only":
+                message = "only this node's own principals may call this"
             else:
                 message = "no access rule allows this request"
         else:

@@ -23,6 +23,8 @@ R = TypeVar("R")
 
 #: Largest page a client may ask for.
 MAX_LIMIT = 1000
+#: Largest offset a client may ask for (the store counts rows in 64-bit integers).
+MAX_OFFSET = 10**12
 #: Lists longer than this are not counted exactly when the store has no filtered count.
 COUNT_CAP = 100_000
 
@@ -58,7 +60,7 @@ class Paging:
 
 async def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> Paging:
     return Paging(limit, offset)
 

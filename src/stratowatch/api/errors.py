@@ -91,6 +91,11 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _on_overflow(request: Request, exc: Exception) -> JSONResponse:
+    """An integer parameter past what the store holds (a 30-digit track id): a client error."""
+    return error_response(422, "invalid_request", "a number in the request is out of range", None)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s failed", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error (logged on the server)", None)
@@ -100,4 +105,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(OverflowError, _on_overflow)
     app.add_exception_handler(Exception, _on_unexpected)
