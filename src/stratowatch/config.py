@@ -119,9 +119,9 @@ class PartnerSettings(_Section):
     id: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")
     name: str = ""
     releasable_to: list[str] = Field(default_factory=lambda: ["PUBLIC"])
-    redact: list[Literal["sensor_sites", "observations", "predictions", "alerts", "incidents", "geofences"]] = (
-        Field(default_factory=list)
-    )
+    redact: list[
+        Literal["sensor_sites", "observations", "predictions", "alerts", "incidents", "geofences"]
+    ] = Field(default_factory=list)
 
 
 class GeofenceSettings(_Section):

@@ -67,7 +67,8 @@ class SourceRef:
 
 @dataclass(frozen=True, slots=True)
 class Sensor:
-    """A sensor of a partner: where it is, how accurate it is, and who may see its data.
+    """A sensor of a partner: where it is, how accurate it is, and who may see its data
+    (``releasable_to``: the sensor and its observations) and its site (``site_releasable_to``).
 
     ``max_range_m`` and ``max_elevation_deg`` (radars: the cone of silence overhead) let the
     tracker count a missed detection only where the sensor could have seen the track;
@@ -92,6 +93,9 @@ class Sensor:
     update_period_s: float = 10.0
     releasable_to: frozenset[str] = PUBLIC
     name: str = ""
+    #: Who may see where the sensor stands (None: as ``releasable_to``): a partner may share a
+    #: radar's plots and keep its site national.
+    site_releasable_to: frozenset[str] | None = None
 
     @property
     def has_site(self) -> bool:
@@ -340,6 +344,10 @@ class Track:
     last_update_s: float
     n_updates: int
     classification: Classification | None = None
+    #: The meet of the contributing sensors' labels (see :mod:`stratowatch.sharing.labels`).
+    releasable_to: frozenset[str] = PUBLIC
+    #: The picture the track belongs to: ``""`` the node's own, else the partner it was rebuilt for.
+    audience: str = ""
 
     @property
     def speed_mps(self) -> float:
@@ -387,6 +395,7 @@ class Alert:
     acknowledged_by: str | None = None
     acknowledged_s: float | None = None
     releasable_to: frozenset[str] = PUBLIC
+    audience: str = ""  # the picture whose track raised it ("" the node's own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,3 +411,4 @@ class Incident:
     history: tuple[tuple[float, str, str], ...] = ()  # (time_s, who, what)
     updated_s: float = 0.0
     releasable_to: frozenset[str] = PUBLIC
+    audience: str = ""  # the picture whose tracks it follows ("" the node's own)

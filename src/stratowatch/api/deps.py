@@ -34,8 +34,41 @@ async def get_pipeline(request: Request) -> Any:
     return request.app.state.pipeline
 
 
+def principal_of(request: Request) -> Any:
+    """The authenticated caller (set by the access layer), or None on a public route."""
+    return getattr(request.state, "principal", None)
+
+
+def audience_of(request: Request) -> str:
+    """The picture the caller reads: its principal's audience (the node's own, ``""``, for a
+    request the access layer let through without one)."""
+    principal = principal_of(request)
+    return str(principal.audience) if principal is not None else ""
+
+
+def redactions_for(settings: Any, audience: str) -> frozenset[str]:
+    """What the partner ``audience`` is refused by the configuration's ``[[partners]] redact``."""
+    if not audience:
+        return frozenset()
+    for partner in getattr(settings, "partners", None) or ():
+        if partner.id == audience:
+            return frozenset(partner.redact)
+    return frozenset()
+
+
+def scoped_store(request: Request) -> Any:
+    """The store as the caller may read it (:class:`stratowatch.store.scoped.ScopedStore`)."""
+    from stratowatch.store.scoped import ScopedStore
+
+    pipeline = request.app.state.pipeline
+    audience = audience_of(request)
+    return ScopedStore(
+        pipeline.store, audience, redactions_for(getattr(pipeline, "settings", None), audience)
+    )
+
+
 async def get_store(request: Request) -> Any:
-    return request.app.state.pipeline.store
+    return scoped_store(request)
 
 
 async def call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -10,12 +10,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from stratowatch.api import access
 from stratowatch.api.errors import install_error_handlers
 from stratowatch.api.metrics import MetricsMiddleware, RequestMetrics
-from stratowatch.api.picture import LivePicture
+from stratowatch.api.picture import Pictures
 from stratowatch.api.routers import (
+    admin,
     alerts,
     audit,
+    auth,
     console,
     exports,
     federation,
@@ -44,6 +47,7 @@ def create_app(
     picture_ttl_s: float = 5.0,
     freeze_gc: bool = True,
     switch_interval_s: float | None = 0.0005,
+    authority: Any = None,
 ) -> FastAPI:
     """The API over ``pipeline`` (anything with ``.store``, ``.bus``, ``.acknowledge`` and ``.resolve``;
     normally :class:`stratowatch.service.pipeline.Pipeline`). ``heartbeat_s``: SSE keep-alive period;
@@ -60,8 +64,12 @@ def create_app(
     each time the event loop waits on I/O it must win the GIL back, and at 5 ms a request that
     does that several times during a 100-250 ms step takes tens of milliseconds. At 0.5 ms the
     p99 of ``GET /api/v1/tracks`` under ingest drops several-fold (bench/api_bench.py). ``None``
-    leaves the setting alone; the previous value is restored at shutdown."""
-    picture = LivePicture(pipeline, store_ttl_s=picture_ttl_s)
+    leaves the setting alone; the previous value is restored at shutdown.
+
+    ``authority``: the :class:`stratowatch.sharing.auth.Authority` that checks credentials
+    (default: one over ``pipeline.store`` and ``pipeline.settings``); every request passes the
+    access rules of :mod:`stratowatch.api.access`."""
+    pictures = Pictures(pipeline, store_ttl_s=picture_ttl_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,16 +79,18 @@ def create_app(
         previous_interval_s = sys.getswitchinterval()
         if switch_interval_s is not None:
             sys.setswitchinterval(switch_interval_s)
-        picture.start()
+        pictures.start()
         try:
             yield
         finally:
-            await picture.stop()
+            await pictures.stop()
+            access.close(app)
             sys.setswitchinterval(previous_interval_s)
 
     app = FastAPI(title="stratowatch", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.pipeline = pipeline
-    app.state.picture = picture
+    app.state.picture = pictures.own
+    app.state.pictures = pictures
     app.state.heartbeat_s = heartbeat_s
     app.state.request_metrics = RequestMetrics()
     app.state.stream_clients = 0
@@ -100,7 +110,10 @@ def create_app(
         exports,
         console,
         federation,
+        auth,
+        admin,
     ):
         app.include_router(module.router)
+    access.install(app, pipeline, authority=authority)
     app.add_middleware(MetricsMiddleware, metrics=app.state.request_metrics)
     return app

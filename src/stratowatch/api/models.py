@@ -104,6 +104,7 @@ class SensorOut(BaseModel):
     sigma_v_m: float | None
     update_period_s: float | None
     releasable_to: list[str]
+    site_releasable_to: list[str] | None = None
 
 
 class AlertOut(BaseModel):

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stratowatch.api.convert import json_safe, track_json
 from stratowatch.service.bus import BusClosed
+from stratowatch.store._sql import scope
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,11 @@ EMPTY = _Snapshot.build([])
 class LivePicture:
     """The API's in-memory copy of the live tracks (see the module docstring)."""
 
-    def __init__(self, pipeline: Any, *, store_ttl_s: float = 1.0) -> None:
+    def __init__(self, pipeline: Any, *, store_ttl_s: float = 1.0, audience: str = "") -> None:
         self.pipeline = pipeline
         self.store_ttl_s = store_ttl_s
+        #: The picture this copy follows: ``""`` the node's own, else a partner's (see sharing).
+        self.audience = audience
         self._snapshot = EMPTY
         self._from_bus_s = -float("inf")  # monotonic time of the last bus event
         self._from_store_s = -float("inf")
@@ -121,7 +124,7 @@ class LivePicture:
         bus = getattr(self.pipeline, "bus", None)
         if bus is None or self._task is not None:
             return
-        self._subscription = bus.subscribe(["tracks"], maxsize=4)
+        self._subscription = bus.subscribe(["tracks"], maxsize=16)  # every picture's events pass by
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
@@ -140,8 +143,11 @@ class LivePicture:
                 _, event = await sub.get()
             except BusClosed:
                 return
+            if str(event.get("audience", "")) != self.audience:
+                continue
             while (newer := sub.get_nowait()) is not None:  # only the latest picture matters
-                event = newer[1]
+                if str(newer[1].get("audience", "")) == self.audience:
+                    event = newer[1]
             try:
                 snapshot = await run_in_threadpool(_Snapshot.build, list(event.get("tracks") or ()))
             except (KeyError, TypeError, ValueError):
@@ -156,7 +162,8 @@ class LivePicture:
             now = time.monotonic()
             if now - max(self._from_store_s, self._from_bus_s) < self.store_ttl_s:
                 return  # another request refreshed it meanwhile
-            tracks = self.pipeline.store.tracks(limit=None)
+            with scope(self.audience):
+                tracks = self.pipeline.store.tracks(limit=None)
             snapshot = _Snapshot.build([track_json(t) for t in tracks if t.status.name != "ENDED"])
             if self._from_bus_s < now:  # a bus event during the read wins
                 self._snapshot = snapshot
@@ -225,6 +232,37 @@ class LivePicture:
             )
         page = rows[offset : offset + limit].tolist()
         return [snap.encoded[i] for i in page], int(rows.shape[0])
+
+
+class Pictures:
+    """One :class:`LivePicture` per audience, made on first use (on the serving event loop)."""
+
+    def __init__(self, pipeline: Any, *, store_ttl_s: float) -> None:
+        self.pipeline = pipeline
+        self.store_ttl_s = store_ttl_s
+        self.own = LivePicture(pipeline, store_ttl_s=store_ttl_s)
+        self._by_audience: dict[str, LivePicture] = {"": self.own}
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        for picture in self._by_audience.values():
+            picture.start()
+
+    async def stop(self) -> None:
+        self._started = False
+        for picture in self._by_audience.values():
+            await picture.stop()
+
+    def get(self, audience: str) -> LivePicture:
+        picture = self._by_audience.get(audience)
+        if picture is None:
+            picture = self._by_audience[audience] = LivePicture(
+                self.pipeline, store_ttl_s=self.store_ttl_s, audience=audience
+            )
+            if self._started:
+                picture.start()
+        return picture
 
 
 def page_bytes(encoded: Sequence[bytes], total: int, limit: int, offset: int) -> bytes:

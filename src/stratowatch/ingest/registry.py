@@ -15,7 +15,8 @@ A registry is read from a TOML file with one ``[[sensor]]`` table per sensor::
     sigma_h_m = 100.0
     sigma_v_m = 150.0
     update_period_s = 4.0
-    releasable_to = ["NO", "NATO"] # the releasability label
+    releasable_to = ["NO", "NATO"] # the releasability label (the sensor and its observations)
+    site_releasable_to = ["NO"]    # optional: who may see where it stands (default: as above)
     aliases = ["asterix:25/201"]   # ids that formats produce for this sensor (ASTERIX SAC/SIC ...)
     name = "Bodø PSR/SSR"
 
@@ -81,9 +82,19 @@ class UsesSensorRegistry(Protocol):
 
 
 _FLOAT_FIELDS = {
-    f.name for f in fields(Sensor) if f.name not in {"sensor_id", "owner", "kind", "releasable_to", "name"}
+    f.name
+    for f in fields(Sensor)
+    if f.name not in {"sensor_id", "owner", "kind", "releasable_to", "name", "site_releasable_to"}
 }
-_KNOWN_KEYS = _FLOAT_FIELDS | {"id", "owner", "kind", "releasable_to", "aliases", "name"}
+_KNOWN_KEYS = _FLOAT_FIELDS | {
+    "id",
+    "owner",
+    "kind",
+    "releasable_to",
+    "site_releasable_to",
+    "aliases",
+    "name",
+}
 
 
 def load_registry(path: str | Path) -> SensorRegistry:
@@ -142,13 +153,15 @@ def registry_from_dict(doc: Mapping[str, object], where: str = "<registry>") -> 
                 v = kwargs.get(key)
                 if v is not None and not float(v) > 0:  # type: ignore[arg-type]
                     raise RegistryError(f"{at}: field {key!r}: must be positive")
-        if "releasable_to" in entry:
-            rel = entry["releasable_to"]
+        for key in ("releasable_to", "site_releasable_to"):
+            if key not in entry:
+                continue
+            rel = entry[key]
             if isinstance(rel, str):
                 rel = [rel]
             if not isinstance(rel, list) or not rel or not all(isinstance(r, str) and r for r in rel):
-                raise RegistryError(f"{at}: field 'releasable_to': a non-empty list of labels")
-            kwargs["releasable_to"] = frozenset(rel)
+                raise RegistryError(f"{at}: field {key!r}: a non-empty list of labels")
+            kwargs[key] = frozenset(rel)
         sensors[sid] = Sensor(**kwargs)  # type: ignore[arg-type]
         al = entry.get("aliases", [])
         if isinstance(al, str):

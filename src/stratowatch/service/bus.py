@@ -21,7 +21,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,16 @@ class Subscription:
         self._queue: deque[Event] = deque()
         self._lock = threading.Lock()
         self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        #: Events this returns False for never enter the queue (a partner's stream: what is not
+        #: released to it is neither queued nor counted as dropped).
+        self.accept: Callable[[str, dict[str, Any]], bool] | None = None
 
     def wants(self, topic: str) -> bool:
         return ALL_TOPICS in self.topics or topic in self.topics
 
     def _put(self, topic: str, event: dict[str, Any]) -> None:
+        if self.accept is not None and not self.accept(topic, event):
+            return
         with self._lock:
             if self.closed:
                 return

@@ -12,6 +12,14 @@
 6. publishes ``tracks`` (and ``alerts``, ``incidents``, ``predictions``) on the bus;
 7. every ``pipeline.state_every_steps`` steps, snapshots the tracker into the store.
 
+Releasability views: the pipeline keeps one picture per audience. The node's own (audience ``""``)
+is built from every observation; for each partner configured in ``[[partners]]`` another tracker,
+alert engine and incident book build that partner's picture from only the observations whose
+label (met with their sensor's) releases them to it, so nothing withheld from a partner can reach
+it through fusion, track history, predictions, alerts or counts. Each picture numbers its tracks
+in its own block (:data:`ID_BLOCK`); tracks carry their ``audience`` and the meet of their
+sensors' labels. Only the node's own picture notifies.
+
 On start the pipeline restores the latest snapshot and replays the observations the store
 committed after it, so a restart (even after ``kill -9``) resumes the same tracks. Incidents and
 alert de-duplication are snapshotted whenever they change.
@@ -31,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,16 +47,18 @@ import numpy as np
 from stratowatch.alerts import AlertEngine, RulesConfig, UnknownIdError
 from stratowatch.alerts.geofences import geofences_from_config, load_border_sides, load_geofences
 from stratowatch.alerts.geofences import sample_sites_path as _sample_sites_path
+from stratowatch.alerts.incidents import IncidentBook
 from stratowatch.alerts.notify import BackgroundNotifier, LogNotifier, MqttNotifier, Notifier, WebhookNotifier
 from stratowatch.classify import classify_table
 from stratowatch.classify.wind import WindMatch, wind_match
 from stratowatch.config import ConfigError, Settings
 from stratowatch.ingest.registry import RegistryError, SensorRegistry, load_registry, registry_from_dict
-from stratowatch.model import Alert, Geofence, Incident, Observation, ObservationBatch, Sensor, Track
+from stratowatch.model import PUBLIC, Alert, Geofence, Incident, Observation, ObservationBatch, Sensor, Track
 from stratowatch.service.bus import InProcessBus
 from stratowatch.service.bus_base import Bus
 from stratowatch.service.predictions import PredictionScheduler
 from stratowatch.service.serialize import alert_to_json, incident_to_json, track_to_json
+from stratowatch.sharing.labels import LabelTable, meet, meet_all, visible
 from stratowatch.tracking import Tracker, TrackTable
 from stratowatch.weather.grid import WindGrid
 
@@ -56,7 +66,9 @@ log = logging.getLogger(__name__)
 
 TRACKER_STATE_KEY = "pipeline.tracker"
 ALERTS_STATE_KEY = "pipeline.alerts"
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Track ids of the picture of audience number k start at k * ID_BLOCK + 1.
+ID_BLOCK = 1_000_000_000
 #: Observations read from the store per page when replaying after a snapshot.
 REPLAY_PAGE = 50_000
 
@@ -204,6 +216,18 @@ def rules_config(settings: Settings) -> RulesConfig:
 
 
 @dataclass(slots=True)
+class View:
+    """One audience's picture: its tracker, alert engine, emitter categories and live tracks."""
+
+    audience: str
+    index: int
+    tracker: Tracker
+    alerts: AlertEngine
+    categories: dict[int, str] = field(default_factory=dict)
+    live_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+
+@dataclass(slots=True)
 class PipelineStats:
     steps: int = 0
     observations_received: int = 0
@@ -259,7 +283,18 @@ class Pipeline:
             store.write_geofence(g)
         for partner in settings.partners:
             store.write_partner(partner.id, partner.model_dump())
-        self.alerts = AlertEngine(store.geofences(), rules_config(settings), clock)
+        audiences = [""] + [p.id for p in settings.partners if p.id != settings.node.partner]
+        self.labels = LabelTable(audiences)
+        #: Sensor id -> its label: the registry's, narrowed by every label its observations bore.
+        self.sensor_labels: dict[str, frozenset[str]] = {
+            s.sensor_id: s.releasable_to
+            for s in self.registry.sensors.values()
+            if "PUBLIC" not in s.releasable_to
+        }
+        self._registry_labels = dict(self.sensor_labels)
+        self.views: list[View] = []
+        for k, audience in enumerate(audiences):
+            self.views.append(self._new_view(audience, k))
         self.notifier: Notifier = notifier or _notifier(settings, store)
         self.predictor: PredictionScheduler | None = None
         if settings.predictions.enabled and self.winds is not None:
@@ -267,50 +302,115 @@ class Pipeline:
                 settings.predictions, self.winds, self.alerts.geofences, executor=executor
             )
         self.predictions: dict[int, dict[str, Any]] = {}
-        self.tracker = Tracker(self.registry.sensors)
-        self._categories: dict[int, str] = {}  # identity code -> emitter category
-        self._live_ids = np.empty(0, np.int64)
         self._restore()
+
+    def _new_view(self, audience: str, index: int) -> View:
+        tracker = Tracker(self.registry.sensors)
+        tracker._next_id = index * ID_BLOCK + 1
+        if index:
+            tracker.identities = self.views[0].tracker.identities  # one interning for every picture
+        fences = [g for g in self.store.geofences() if not audience or visible(g.releasable_to, audience)]
+        book = IncidentBook(f"{audience}-INC" if audience else "INC")
+        return View(
+            audience, index, tracker, AlertEngine(fences, rules_config(self.settings), self.clock, book=book)
+        )
+
+    # The node's own picture, by its old names (tools and tests use them).
+    @property
+    def tracker(self) -> Tracker:
+        return self.views[0].tracker
+
+    @property
+    def alerts(self) -> AlertEngine:
+        return self.views[0].alerts
+
+    def view(self, audience: str) -> View:
+        """The picture of ``audience``; KeyError when this node keeps none for it."""
+        for v in self.views:
+            if v.audience == audience:
+                return v
+        raise KeyError(audience)
 
     # ------------------------------------------------------------------ one step
 
     def process(self, time_s: float, observations: Sequence[Observation]) -> list[Track]:
-        """One step (see the module docstring); returns the reported tracks at ``time_s``."""
+        """One step (see the module docstring); returns the node's own reported tracks at
+        ``time_s`` (every picture's tracks are stored and published)."""
         with self._lock:
             started = time.perf_counter()
             st = self.stats
             st.observations_received += len(observations)
+            observations = self._labelled(observations)
             if observations:
                 st.observations_committed += int(self.store.write_observations(observations))
-            tracks = self._track(float(time_s), observations)
-            self._end_tracks(float(time_s), tracks)
-            self.store.write_track_states(tracks)
-            self._predictions(float(time_s), tracks)
-            self._alerts(float(time_s), tracks)
+            per_view = self._step_views(float(time_s), observations)
+            every = [t for tracks in per_view for t in tracks]
+            self._end_tracks(float(time_s), per_view)
+            self.store.write_track_states(every)
+            self._predictions(float(time_s), every)
+            for view, tracks in zip(self.views, per_view, strict=True):
+                self._alerts(view, float(time_s), tracks)
             st.steps += 1
-            st.tracks = len(tracks)
+            st.tracks = len(per_view[0])
             st.last_time_s = float(time_s)
             if st.steps % self.settings.pipeline.state_every_steps == 0 or st.steps == 1:
                 self.save_state()
             self._retention(float(time_s))
             if _listened(self.bus, "tracks"):  # every track's JSON costs: only when someone listens
-                self.bus.publish(
-                    "tracks", {"time_s": float(time_s), "tracks": [track_to_json(t) for t in tracks]}
-                )
+                for view, tracks in zip(self.views, per_view, strict=True):
+                    self.bus.publish(
+                        "tracks",
+                        {
+                            "time_s": float(time_s),
+                            "audience": view.audience,
+                            "tracks": [track_to_json(t) for t in tracks],
+                        },
+                    )
             st.last_step_s = time.perf_counter() - started
             st.busy_s += st.last_step_s
-            return tracks
+            return per_view[0]
 
-    def _track(self, time_s: float, observations: Sequence[Observation]) -> list[Track]:
-        tracker = self.tracker
-        batch = ObservationBatch.from_observations(observations, tracker.identities)
+    def _labelled(self, observations: Sequence[Observation]) -> Sequence[Observation]:
+        """Observations with their label met with their sensor's registry label (a national-only
+        sensor's plots stay national whatever the feed said); sensor labels narrowed to match."""
+        reg = self._registry_labels
+        out: list[Observation] | None = None
+        if reg:
+            for i, o in enumerate(observations):  # edge conversion: one dict lookup per observation
+                label = reg.get(o.sensor_id)
+                if label is not None and (m := meet(o.releasable_to, label)) != o.releasable_to:
+                    if out is None:
+                        out = list(observations)
+                    out[i] = replace(o, releasable_to=m)
+        result = observations if out is None else out
+        if len(self.views) > 1:
+            for sensor_id, label in {(o.sensor_id, o.releasable_to) for o in result}:  # distinct pairs
+                if "PUBLIC" not in label:
+                    self.sensor_labels[sensor_id] = meet(self.sensor_labels.get(sensor_id, PUBLIC), label)
+        return result
+
+    def _step_views(self, time_s: float, observations: Sequence[Observation]) -> list[list[Track]]:
+        """Step every picture: the whole batch for the node's own, the released part for each
+        partner's (one label lookup per observation, then one mask per partner)."""
+        batch = ObservationBatch.from_observations(observations, self.tracker.identities)
+        codes = self.labels.codes(o.releasable_to for o in observations) if len(self.views) > 1 else None
+        out = []
+        for view in self.views:
+            sub = batch
+            if view.index and codes is not None:
+                sub = batch.take(self.labels.visible_mask(view.audience, codes))
+            out.append(self._track(view, time_s, sub))
+        return out
+
+    def _track(self, view: View, time_s: float, batch: ObservationBatch) -> list[Track]:
+        tracker = view.tracker
         if batch.category:
             for i in [i for i, c in enumerate(batch.category) if c]:  # identification messages only
                 code = int(batch.identity[i])
                 if code >= 0:
-                    self._categories[code] = str(batch.category[i])
+                    view.categories[code] = str(batch.category[i])
         table = tracker.step_batch(time_s, batch)
-        cats = [self._categories.get(int(c)) for c in table.identity.tolist()]
+        cats = [view.categories.get(int(c)) for c in table.identity.tolist()]
         winds = self.winds if self.settings.pipeline.classify_with_winds else None
         wind = drift_wind_match(tracker, table, winds) if winds is not None and len(table) else None
         classes = classify_table(
@@ -321,73 +421,122 @@ class Pipeline:
             categories=cats,
             wind=wind,
         )
-        return tracker.to_tracks(table, classifications=classes)
+        return tracker.to_tracks(
+            table, classifications=classes, labels=self.sensor_labels, audience=view.audience
+        )
 
-    def _end_tracks(self, time_s: float, tracks: Sequence[Track]) -> None:
-        ids = np.fromiter((t.track_id for t in tracks), dtype=np.int64, count=len(tracks))
-        gone = np.setdiff1d(self._live_ids, ids)
-        if gone.size:
-            self.store.end_tracks(gone.tolist(), time_s)
-            self.stats.tracks_ended += int(gone.size)
-            for tid in gone.tolist():
+    def _end_tracks(self, time_s: float, per_view: Sequence[Sequence[Track]]) -> None:
+        ended: list[int] = []
+        for view, tracks in zip(self.views, per_view, strict=True):
+            ids = np.fromiter((t.track_id for t in tracks), dtype=np.int64, count=len(tracks))
+            ended.extend(np.setdiff1d(view.live_ids, ids).tolist())
+            view.live_ids = ids
+        if ended:
+            self.store.end_tracks(ended, time_s)
+            self.stats.tracks_ended += len(ended)
+            for tid in ended:
                 self.predictions.pop(tid, None)
             if self.predictor is not None:
-                self.predictor.forget(gone.tolist())
-        self._live_ids = ids
+                self.predictor.forget(ended)
+
+    def audience_of_track(self, track_id: int) -> str:
+        """The picture a track id belongs to (its id block)."""
+        k = (int(track_id) - 1) // ID_BLOCK
+        return next((v.audience for v in self.views if v.index == k), "")
 
     def _predictions(self, time_s: float, tracks: Sequence[Track]) -> None:
         if self.predictor is None:
             return
         for payload in self.predictor.collect():
             tid = int(payload["track_id"])
-            self.store.write_prediction(tid, float(payload["time_s"]), payload)
+            audience = self.audience_of_track(tid)
+            self.store.write_prediction(tid, float(payload["time_s"]), payload, audience)
             self.stats.predictions_stored += 1
             if "error" not in payload:
                 self.predictions[tid] = payload
             self.bus.publish(
-                "predictions", {"track_id": tid, "time_s": float(payload["time_s"]), "payload": payload}
+                "predictions",
+                {
+                    "track_id": tid,
+                    "time_s": float(payload["time_s"]),
+                    "audience": audience,
+                    "payload": payload,
+                },
             )
         self.predictor.schedule(time_s, tracks)
 
-    def _alerts(self, time_s: float, tracks: Sequence[Track]) -> None:
-        alerts = self.alerts.evaluate(time_s, tracks, self.predictions)
-        incidents = list(self.alerts.last_incidents)
+    def _alerts(self, view: View, time_s: float, tracks: Sequence[Track]) -> None:
+        alerts = view.alerts.evaluate(time_s, tracks, self.predictions)
+        incidents = list(view.alerts.last_incidents)
         if not alerts and not incidents:
             return
+        labels = {t.track_id: t.releasable_to for t in tracks}
+        alerts = [self._mark(view, a, labels) for a in alerts]
+        incidents = [self._mark(view, i, labels) for i in incidents]
         by_id = {i.incident_id: i for i in incidents}
         for a in alerts:
             self.store.write_alert(a)
             self.bus.publish("alerts", alert_to_json(a))
-            self.notifier.notify(a, by_id.get(a.incident_id or ""))
+            if not view.index:  # only the node's own picture notifies
+                self.notifier.notify(a, by_id.get(a.incident_id or ""))
         for inc in incidents:
             self.store.write_incident(inc)
             self.bus.publish("incidents", incident_to_json(inc))
         self.stats.alerts += len(alerts)
         self._save_alerts()
 
+    @staticmethod
+    def _mark(view: View, item: Any, labels: Mapping[int, frozenset[str]]) -> Any:
+        """An alert or incident with its picture and the meet of its tracks' labels."""
+        ids = [item.track_id] if isinstance(item, Alert) else list(item.track_ids)
+        label = meet_all(labels[t] for t in ids if t is not None and t in labels)
+        if isinstance(item, Alert) and item.geofence_id is not None:
+            for fence in view.alerts.geofences:
+                if fence.geofence_id == item.geofence_id:
+                    label = meet(label, fence.releasable_to)
+        return replace(item, audience=view.audience, releasable_to=label)
+
     # ------------------------------------------------------------------ operator actions
 
-    def acknowledge(self, alert_id: str, who: str) -> Alert:
-        """Acknowledge an alert (its incident moves to ``tracking``); stored, audited, published.
-        Raises KeyError for an unknown alert, ValueError when not allowed."""
+    def acknowledge(self, alert_id: str, who: str, audience: str = "") -> Alert:
+        """Acknowledge an alert of ``audience``'s picture (its incident moves to ``tracking``);
+        stored, audited, published. Raises KeyError for an alert unknown in that picture,
+        ValueError when not allowed."""
         with self._lock:
             try:
-                incident = self.alerts.acknowledge(alert_id, who, self.clock())
-                alert = self.alerts.book.alert(alert_id)
-            except UnknownIdError:
+                view = self.view(audience)
+                incident = view.alerts.acknowledge(alert_id, who, self.clock())
+                alert = view.alerts.book.alert(alert_id)
+            except (UnknownIdError, KeyError):
                 raise KeyError(alert_id) from None
-            self._operator_change(alert, incident, who, "acknowledge", {"alert_id": alert_id})
+            stored = self.store.alert(alert_id)
+            alert = replace(
+                alert, audience=view.audience, releasable_to=stored.releasable_to if stored else PUBLIC
+            )
+            incident = self._restamp(view, incident)
+            self._operator_change(
+                alert, incident, who, "acknowledge", {"alert_id": alert_id, "audience": audience}
+            )
             return alert
 
-    def resolve(self, incident_id: str, who: str, note: str = "") -> Incident:
-        """Resolve an incident with a note; stored, audited, published."""
+    def resolve(self, incident_id: str, who: str, note: str = "", audience: str = "") -> Incident:
+        """Resolve an incident of ``audience``'s picture with a note; stored, audited, published."""
         with self._lock:
             try:
-                incident = self.alerts.resolve(incident_id, who, self.clock(), note)
-            except UnknownIdError:
+                view = self.view(audience)
+                incident = view.alerts.resolve(incident_id, who, self.clock(), note)
+            except (UnknownIdError, KeyError):
                 raise KeyError(incident_id) from None
-            self._operator_change(None, incident, who, "resolve", {"incident_id": incident_id, "note": note})
+            incident = self._restamp(view, incident)
+            details = {"incident_id": incident_id, "note": note, "audience": audience}
+            self._operator_change(None, incident, who, "resolve", details)
             return incident
+
+    def _restamp(self, view: View, incident: Incident) -> Incident:
+        stored = self.store.incident(incident.incident_id)
+        return replace(
+            incident, audience=view.audience, releasable_to=stored.releasable_to if stored else PUBLIC
+        )
 
     def _operator_change(
         self, alert: Alert | None, incident: Incident, who: str, action: str, details: dict[str, Any]
@@ -403,7 +552,11 @@ class Pipeline:
     def geofences_changed(self) -> None:
         """The API changed the stored geofences: the alert rules use the new set from now on."""
         with self._lock:
-            self.alerts.set_geofences(self.store.geofences())
+            fences = self.store.geofences()
+            for view in self.views:
+                view.alerts.set_geofences(
+                    [g for g in fences if not view.audience or visible(g.releasable_to, view.audience)]
+                )
             if self.predictor is not None:
                 self.predictor.set_geofences(self.alerts.geofences)
 
@@ -430,9 +583,16 @@ class Pipeline:
                 {
                     "version": STATE_VERSION,
                     "time_s": self.stats.last_time_s,
-                    "tracker": self.tracker,
-                    "categories": self._categories,
-                    "live_ids": self._live_ids,
+                    "views": {
+                        v.audience: {
+                            "index": v.index,
+                            "tracker": v.tracker,
+                            "categories": v.categories,
+                            "live_ids": v.live_ids,
+                        }
+                        for v in self.views
+                    },
+                    "sensor_labels": self.sensor_labels,
                 },
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
@@ -440,7 +600,11 @@ class Pipeline:
             self.stats.snapshots += 1
 
     def _save_alerts(self) -> None:
-        doc = {"engine": self.alerts.snapshot(), "predictions": self.predictions}
+        doc = {
+            "engine": self.alerts.snapshot(),
+            "engines": {v.audience: v.alerts.snapshot() for v in self.views[1:]},
+            "predictions": self.predictions,
+        }
         self.store.save_state(ALERTS_STATE_KEY, json.dumps(doc, allow_nan=True).encode())
 
     def _restore(self) -> None:
@@ -448,6 +612,9 @@ class Pipeline:
         if blob:
             doc = json.loads(blob)
             self.alerts.restore(doc["engine"])
+            for view in self.views[1:]:
+                if view.audience in doc.get("engines", {}):
+                    view.alerts.restore(doc["engines"][view.audience])
             self.predictions = {int(k): v for k, v in doc.get("predictions", {}).items()}
         blob = self.store.load_state(TRACKER_STATE_KEY)
         if not blob:
@@ -460,10 +627,27 @@ class Pipeline:
                 STATE_VERSION,
             )
             return
-        self.tracker = snap["tracker"]
-        self.tracker.sensors.update(self.registry.sensors)
-        self._categories = dict(snap["categories"])
-        self._live_ids = np.asarray(snap["live_ids"], dtype=np.int64)
+        stored = snap["views"]
+        blocks = {a: int(d["index"]) for a, d in stored.items()}
+        for view in self.views:
+            d = stored.get(view.audience)
+            if d is None:
+                continue
+            view.index = blocks[view.audience]
+            view.tracker = d["tracker"]
+            view.tracker.sensors.update(self.registry.sensors)
+            view.categories = dict(d["categories"])
+            view.live_ids = np.asarray(d["live_ids"], dtype=np.int64)
+        for view in self.views:  # a partner added since the snapshot: a fresh picture, a free block
+            if view.audience not in stored:
+                view.index = (
+                    max([*blocks.values(), *(v.index for v in self.views if v.audience in stored)]) + 1
+                )
+                blocks[view.audience] = view.index
+                view.tracker._next_id = view.index * ID_BLOCK + 1
+                view.tracker.identities = self.tracker.identities
+        for sensor_id, label in dict(snap.get("sensor_labels") or {}).items():
+            self.sensor_labels[sensor_id] = meet(self.sensor_labels.get(sensor_id, PUBLIC), label)
         since = float(snap["time_s"])
         self.stats.restored_from_s = self.stats.last_time_s = since
         # replay what the store committed after the snapshot, a page at a time
@@ -476,7 +660,12 @@ class Pipeline:
             pending = sorted((o for o in page if o.time_s > since), key=lambda o: o.time_s)
             for t, chunk in steps(pending, self.settings.pipeline.step_s):
                 batch = ObservationBatch.from_observations(chunk, self.tracker.identities)
-                self.tracker.step_batch(t, batch)
+                codes = self.labels.codes(o.releasable_to for o in chunk)
+                for view in self.views:
+                    sub = (
+                        batch.take(self.labels.visible_mask(view.audience, codes)) if view.audience else batch
+                    )
+                    view.tracker.step_batch(t, sub)
                 self.stats.last_time_s = max(self.stats.last_time_s, t)
             self.stats.observations_replayed += len(pending)
             if len(page) < REPLAY_PAGE:

@@ -57,7 +57,8 @@ def _req(doc: Mapping[str, Any], key: str) -> Any:
 
 
 def _labels(values: Sequence[str] | None) -> frozenset[str]:
-    return frozenset(values) if values else frozenset({"PUBLIC"})
+    """A label from JSON: absent is PUBLIC; an empty list is releasable to nobody else."""
+    return frozenset(values) if values is not None else frozenset({"PUBLIC"})
 
 
 def _enum_name(e: TrackStatus | ObjectClass | MeasurementKind) -> str:
@@ -112,6 +113,8 @@ def track_to_json(t: Track) -> JsonDict:
         "last_update_s": float(t.last_update_s),
         "n_updates": int(t.n_updates),
         "classification": classification_to_json(t.classification) if t.classification else None,
+        "releasable_to": sorted(t.releasable_to),
+        "audience": t.audience,
     }
 
 
@@ -140,6 +143,8 @@ def track_from_json(doc: Mapping[str, Any]) -> Track:
         last_update_s=_float(doc, "last_update_s"),
         n_updates=int(_req(doc, "n_updates")),
         classification=classification_from_json(cls) if cls else None,
+        releasable_to=_labels(doc.get("releasable_to")),
+        audience=str(doc.get("audience", "")),
     )
 
 
@@ -211,6 +216,7 @@ def sensor_to_json(s: Sensor) -> JsonDict:
     for key in _SENSOR_NAN + _SENSOR_FLOATS:
         doc[key] = _num(getattr(s, key))
     doc["releasable_to"] = sorted(s.releasable_to)
+    doc["site_releasable_to"] = None if s.site_releasable_to is None else sorted(s.site_releasable_to)
     return doc
 
 
@@ -221,6 +227,9 @@ def sensor_from_json(doc: Mapping[str, Any]) -> Sensor:
         "kind": str(doc.get("kind", "generic")),
         "name": str(doc.get("name", "")),
         "releasable_to": _labels(doc.get("releasable_to")),
+        "site_releasable_to": None
+        if doc.get("site_releasable_to") is None
+        else _labels(doc["site_releasable_to"]),
     }
     defaults = Sensor(sensor_id="_")
     for key in _SENSOR_NAN + _SENSOR_FLOATS:
@@ -281,6 +290,7 @@ def alert_to_json(a: Alert) -> JsonDict:
         "acknowledged_by": a.acknowledged_by,
         "acknowledged_s": a.acknowledged_s,
         "releasable_to": sorted(a.releasable_to),
+        "audience": a.audience,
     }
 
 
@@ -300,6 +310,7 @@ def alert_from_json(doc: Mapping[str, Any]) -> Alert:
         acknowledged_by=doc.get("acknowledged_by"),
         acknowledged_s=float(ack) if ack is not None else None,
         releasable_to=_labels(doc.get("releasable_to")),
+        audience=str(doc.get("audience", "")),
     )
 
 
@@ -314,6 +325,7 @@ def incident_to_json(i: Incident) -> JsonDict:
         "history": [[float(t), who, what] for t, who, what in i.history],
         "updated_s": float(i.updated_s),
         "releasable_to": sorted(i.releasable_to),
+        "audience": i.audience,
     }
 
 
@@ -328,6 +340,7 @@ def incident_from_json(doc: Mapping[str, Any]) -> Incident:
         history=tuple((float(h[0]), str(h[1]), str(h[2])) for h in doc.get("history") or ()),
         updated_s=_float(doc, "updated_s", 0.0),
         releasable_to=_labels(doc.get("releasable_to")),
+        audience=str(doc.get("audience", "")),
     )
 
 

@@ -70,7 +70,8 @@ class RadarSpec:
             sigma_azimuth_deg=self.sigma_azimuth_deg,
             sigma_elevation_deg=self.sigma_elevation_deg,
             update_period_s=self.scan_period_s * report_every,
-            releasable_to=frozenset({self.owner}),
+            releasable_to=PARTNERS,  # both partners share the plots...
+            site_releasable_to=frozenset({self.owner}),  # ...each keeps its radar sites national
             name=self.name,
         )
 

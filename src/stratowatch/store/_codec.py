@@ -42,16 +42,16 @@ OBS_NCOLS = len(OBS_COLUMNS.split(","))
 TRACK_COLUMNS = (
     "time_s, status, lat_deg, lon_deg, alt_m, vel_e, vel_n, vel_u, sigma_e, sigma_n, sigma_u, "
     "model_probabilities, identities, sensors, first_time_s, last_update_s, n_updates, "
-    "cls_label, classification"
+    "cls_label, classification, releasable_to, audience"
 )
 TRACK_NCOLS = len(TRACK_COLUMNS.split(","))
 
 ALERT_COLUMNS = (
     "alert_id, time_s, rule, severity, message, track_id, geofence_id, incident_id, "
-    "acknowledged_by, acknowledged_s, details, releasable_to"
+    "acknowledged_by, acknowledged_s, details, releasable_to, audience"
 )
 INCIDENT_COLUMNS = (
-    "incident_id, opened_s, updated_s, status, title, track_ids, alert_ids, history, releasable_to"
+    "incident_id, opened_s, updated_s, status, title, track_ids, alert_ids, history, releasable_to, audience"
 )
 
 _POSITIONED = (MeasurementKind.GEODETIC, MeasurementKind.GROUND_2D)
@@ -81,6 +81,11 @@ def _opt_str(x: Any) -> str | None:
 def _labels(values: frozenset[str]) -> str:
     """Releasability labels as a sorted JSON list (cached: a feed repeats the same few sets)."""
     return dumps(sorted(values))
+
+
+def labels(values: frozenset[str]) -> str:
+    """A releasability label as stored (a sorted JSON list)."""
+    return _labels(frozenset(values))
 
 
 # --------------------------------------------------------------------------- observations
@@ -190,6 +195,8 @@ def track_row(t: Track) -> tuple[Any, ...]:
         int(t.n_updates),
         None if c is None else int(c.label),
         cls_doc,
+        _labels(t.releasable_to),
+        t.audience,
     )
 
 
@@ -220,6 +227,8 @@ def row_track(track_id: Any, r: Row) -> Track:
         last_update_s=float(r[15]),
         n_updates=int(r[16]),
         classification=cls,
+        releasable_to=frozenset(json.loads(r[19])),
+        audience=str(r[20]),
     )
 
 
@@ -240,6 +249,7 @@ def alert_row(a: Alert) -> tuple[Any, ...]:
         None if a.acknowledged_s is None else float(a.acknowledged_s),
         dumps(dict(a.details)),
         _labels(a.releasable_to),
+        a.audience,
     )
 
 
@@ -257,6 +267,7 @@ def row_alert(r: Row) -> Alert:
         acknowledged_s=None if r[9] is None else float(r[9]),
         details=json.loads(r[10]),
         releasable_to=frozenset(json.loads(r[11])),
+        audience=str(r[12]),
     )
 
 
@@ -271,6 +282,7 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         dumps(list(i.alert_ids)),
         dumps([[float(t), str(who), str(what)] for t, who, what in i.history]),
         _labels(i.releasable_to),
+        i.audience,
     )
 
 
@@ -285,6 +297,7 @@ def row_incident(r: Row) -> Incident:
         alert_ids=tuple(str(a) for a in json.loads(r[6])),
         history=tuple((float(t), str(who), str(what)) for t, who, what in json.loads(r[7])),
         releasable_to=frozenset(json.loads(r[8])),
+        audience=str(r[9]),
     )
 
 
@@ -308,6 +321,8 @@ def sensor_body(s: Sensor) -> str:
 def body_sensor(text: str) -> Sensor:
     d = json.loads(text)
     d["releasable_to"] = frozenset(d["releasable_to"])
+    site = d.get("site_releasable_to")
+    d["site_releasable_to"] = None if site is None else frozenset(site)
     return Sensor(**d)
 
 

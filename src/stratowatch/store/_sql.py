@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -42,6 +43,46 @@ Cursor = Any
 Connection = Any
 
 _MAX_IDLE_READERS = 8
+
+# -- releasability scope ------------------------------------------------------------------------
+#: The audience whose view reads see (None: unscoped, the service's own internal reads).
+_SCOPE: ContextVar[str | None] = ContextVar("stratowatch_store_scope", default=None)
+
+#: Tables of derived products: a row belongs to one picture (its ``audience`` column).
+DERIVED_TABLES = ("tracks", "track_states", "predictions", "alerts", "incidents")
+#: Tables whose rows carry a releasability label, and the SQLite JSON path to it.
+LABELLED_TABLES = ("observations", "sensors", "geofences")
+_FROM = re.compile(r"\bFROM\s+([a-z_]+)\b")
+
+
+@contextmanager
+def scope(audience: str | None) -> Iterator[None]:
+    """Reads inside see what ``audience`` may see: ``""`` the node's own picture, a partner code
+    that partner's picture and only the rows released to it, ``None`` everything."""
+    token = _SCOPE.set(audience)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def current_scope() -> str | None:
+    return _SCOPE.get()
+
+
+def scope_rule(table: str, audience: str) -> tuple[str, list[Any]]:
+    """The row filter of ``table`` for ``audience`` in SQLite's SQL (PostgreSQL has the same rule
+    as row-level security policies, see migration 0004)."""
+    if table in DERIVED_TABLES:
+        return "audience = ?", [audience]
+    if audience == "":
+        return "", []
+    if table in LABELLED_TABLES:
+        return (
+            "EXISTS (SELECT 1 FROM json_each(releasable_to) WHERE value IN ('PUBLIC', ?))",
+            [audience],
+        )
+    return "1 = 0", []  # partners, audit log, quarantine, state...: never shown to a partner
 
 
 class SqlStore:
@@ -153,7 +194,8 @@ class SqlStore:
         try:
             cur = conn.cursor()
             try:
-                yield cur
+                with self._scoped_session(conn, cur):
+                    yield cur
             finally:
                 cur.close()
             ok = True
@@ -169,7 +211,39 @@ class SqlStore:
             if not keep:
                 conn.close()
 
+    def _scoped_sql(self, query: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The query with every scoped table replaced by its rows visible in the current scope
+        (the store-layer rule; PostgreSQL applies it with row-level security instead)."""
+        audience = _SCOPE.get()
+        params = list(params)
+        if audience is None or self.dialect == "postgresql":
+            return query, params
+        out: list[str] = []
+        last = inserted = 0
+        for m in _FROM.finditer(query):
+            table = m.group(1)
+            if table not in TABLES:
+                continue
+            rule, rule_params = scope_rule(table, audience)
+            if not rule:
+                continue
+            at = query.count("?", 0, m.start()) + inserted
+            out.append(query[last : m.start()])
+            out.append(f"FROM (SELECT * FROM {table} WHERE {rule}) AS {table}")
+            params[at:at] = rule_params
+            inserted += len(rule_params)
+            last = m.end()
+        out.append(query[last:])
+        return "".join(out), params
+
+    @contextmanager
+    def _scoped_session(self, conn: Connection, cur: Cursor) -> Iterator[None]:
+        """Where the database enforces the scope itself (PostgreSQL row-level security), enter it
+        for this read; SQLite rewrites the query instead (:meth:`_scoped_sql`)."""
+        yield
+
     def _query(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        query, params = self._scoped_sql(query, params)
         with self._reader() as cur:
             cur.execute(self._sql(query), list(params))
             return [tuple(r) for r in cur.fetchall()]
@@ -419,9 +493,11 @@ class SqlStore:
         return [codec.row_track(r[0], r[1:]) for r in rows]
 
     # -- predictions ----------------------------------------------------------------------------
-    def write_prediction(self, track_id: int, time_s: float, payload: Mapping[str, Any]) -> None:
-        row = (int(track_id), float(time_s), codec.json_doc(payload))
-        sql = self._sql("INSERT INTO predictions (track_id, time_s, payload) VALUES (?, ?, ?)")
+    def write_prediction(
+        self, track_id: int, time_s: float, payload: Mapping[str, Any], audience: str = ""
+    ) -> None:
+        row = (int(track_id), float(time_s), codec.json_doc(payload), audience)
+        sql = self._sql("INSERT INTO predictions (track_id, time_s, payload, audience) VALUES (?, ?, ?, ?)")
         self._write(lambda cur: cur.execute(sql, row))
 
     def prediction(self, track_id: int) -> dict[str, Any] | None:
@@ -523,8 +599,8 @@ class SqlStore:
         self._upsert(
             "sensors",
             "sensor_id",
-            "sensor_id, owner, body",
-            [(sensor.sensor_id, sensor.owner, codec.sensor_body(sensor))],
+            "sensor_id, owner, body, releasable_to",
+            [(sensor.sensor_id, sensor.owner, codec.sensor_body(sensor), codec.labels(sensor.releasable_to))],
         )
         self._sites = sites
 
@@ -541,8 +617,13 @@ class SqlStore:
         return [{"partner_id": str(p), "updated_s": float(t), "details": json.loads(b)} for p, t, b in rows]
 
     def write_geofence(self, geofence: Geofence) -> None:
-        row = (geofence.geofence_id, geofence.kind, codec.geofence_body(geofence))
-        self._upsert("geofences", "geofence_id", "geofence_id, kind, body", [row])
+        row = (
+            geofence.geofence_id,
+            geofence.kind,
+            codec.geofence_body(geofence),
+            codec.labels(geofence.releasable_to),
+        )
+        self._upsert("geofences", "geofence_id", "geofence_id, kind, body, releasable_to", [row])
 
     def geofences(self) -> list[Geofence]:
         return [
@@ -619,6 +700,93 @@ class SqlStore:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
         return int(self._query(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+    # -- principals and revoked tokens ----------------------------------------------------------
+    # Authentication reads these before any releasability scope applies: never scoped.
+    def write_principal(
+        self,
+        principal_id: str,
+        partner: str,
+        kind: str,
+        scopes: Sequence[str],
+        secret_hash: str,
+        *,
+        disabled: bool = False,
+        details: Mapping[str, Any] | None = None,
+        created_s: float | None = None,
+    ) -> None:
+        """Keep a principal (upsert by id); ``secret_hash`` only, never the secret."""
+        row = (
+            principal_id,
+            partner,
+            kind,
+            json.dumps(sorted(set(scopes))),
+            secret_hash,
+            time.time() if created_s is None else float(created_s),
+            int(bool(disabled)),
+            codec.json_doc(details or {}),
+        )
+        columns = "principal_id, partner, kind, scopes, secret_hash, created_s, disabled, body"
+        self._upsert("principals", "principal_id", columns, [row])
+
+    @staticmethod
+    def _principal_row(r: Sequence[Any]) -> dict[str, Any]:
+        return {
+            "principal_id": str(r[0]),
+            "partner": str(r[1]),
+            "kind": str(r[2]),
+            "scopes": list(json.loads(r[3])),
+            "secret_hash": str(r[4]),
+            "created_s": float(r[5]),
+            "disabled": bool(r[6]),
+            "details": dict(json.loads(r[7])),
+        }
+
+    _PRINCIPAL_COLUMNS = "principal_id, partner, kind, scopes, secret_hash, created_s, disabled, body"
+
+    def principal(self, principal_id: str) -> dict[str, Any] | None:
+        """``{"principal_id", "partner", "kind", "scopes", "secret_hash", "created_s", "disabled",
+        "details"}`` or None."""
+        with scope(None):
+            rows = self._query(
+                f"SELECT {self._PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = ?", [principal_id]
+            )
+        return self._principal_row(rows[0]) if rows else None
+
+    def principals(self) -> list[dict[str, Any]]:
+        """Every principal (as :meth:`principal`), by id."""
+        with scope(None):
+            rows = self._query(f"SELECT {self._PRINCIPAL_COLUMNS} FROM principals ORDER BY principal_id")
+        return [self._principal_row(r) for r in rows]
+
+    def disable_principal(self, principal_id: str) -> bool:
+        """Refuse the principal from now on (its tokens too); False when there is no such one."""
+        sql = self._sql("UPDATE principals SET disabled = 1 WHERE principal_id = ?")
+
+        def job(cur: Cursor) -> bool:
+            cur.execute(sql, [principal_id])
+            return bool(cur.rowcount > 0)
+
+        return self._write(job)
+
+    def revoke_token(self, jti: str, expires_s: float) -> None:
+        """Refuse the token ``jti`` until ``expires_s`` (after which it is refused as expired);
+        forgets revocations whose tokens have expired since."""
+        insert = self._sql(
+            "INSERT INTO revoked_tokens (jti, expires_s) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING"
+        )
+        purge = self._sql("DELETE FROM revoked_tokens WHERE expires_s < ?")
+        now = time.time()
+
+        def job(cur: Cursor) -> None:
+            cur.execute(purge, [now - 60.0])
+            cur.execute(insert, [jti, float(expires_s)])
+
+        self._write(job)
+
+    def token_revoked(self, jti: str) -> bool:
+        with scope(None):
+            return bool(self._query("SELECT 1 FROM revoked_tokens WHERE jti = ?", [jti]))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection (idempotent)."""

@@ -9,13 +9,14 @@ reads use pooled connections of their own in autocommit mode, each query its own
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 
 from stratowatch.store import _migrate
-from stratowatch.store._sql import Connection, Cursor, SqlStore
+from stratowatch.store._sql import Connection, Cursor, SqlStore, current_scope
 from stratowatch.store.base import Box, RetentionSettings, StoreError
 
 __all__ = ["PostgresStore"]
@@ -94,6 +95,19 @@ class PostgresStore(SqlStore):
 
     def _broken(self, conn: Connection) -> bool:
         return bool(conn.closed or conn.broken)
+
+    @contextmanager
+    def _scoped_session(self, conn: Connection, cur: Cursor) -> Iterator[None]:
+        """Scoped reads run as the ``stratowatch_reader`` role with ``stratowatch.audience`` set:
+        the row-level security policies of migration 0004 then show only that audience's rows."""
+        audience = current_scope()
+        if audience is None:
+            yield
+            return
+        with conn.transaction():
+            cur.execute("SET LOCAL ROLE stratowatch_reader")
+            cur.execute("SELECT set_config('stratowatch.audience', %s, true)", [audience or "*"])
+            yield
 
     def _sql(self, query: str) -> str:
         return query.replace("?", "%s")

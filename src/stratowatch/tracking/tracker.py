@@ -28,6 +28,7 @@ import numpy.typing as npt
 from scipy.spatial import cKDTree
 
 from stratowatch.model import (
+    PUBLIC,
     Classification,
     IdentityCodes,
     Observation,
@@ -237,11 +238,19 @@ class Tracker:
         )
 
     def to_tracks(
-        self, table: TrackTable, classifications: Sequence[Classification] | None = None
+        self,
+        table: TrackTable,
+        classifications: Sequence[Classification] | None = None,
+        *,
+        labels: Mapping[str, frozenset[str]] | None = None,
+        audience: str = "",
     ) -> list[Track]:
         """Frozen Track snapshots (with classification) for people and APIs. ``classifications``
-        (one per row) replaces the default classification (the service adds the wind match)."""
+        (one per row) replaces the default classification (the service adds the wind match).
+        ``labels`` (sensor id -> releasability label) gives each track the meet of its
+        contributing sensors' labels; ``audience`` names the picture the tracks belong to."""
         from stratowatch.classify import classify_table
+        from stratowatch.sharing.labels import meet_all
 
         classes = (
             classifications
@@ -251,8 +260,14 @@ class Tracker:
         bits = {b: s for s, b in self._sensor_bits.items()}
         names = [m.name for m in self.models]
         out = []
+        by_mask: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
         for i in range(len(table)):  # output edge: one snapshot per reported track
             mask = int(table.sensor_mask[i])
+            seen = by_mask.get(mask)
+            if seen is None:
+                sensors = tuple(sorted(s for b, s in bits.items() if mask >> b & 1))
+                label = meet_all(labels.get(s, PUBLIC) for s in sensors) if labels else PUBLIC
+                seen = by_mask[mask] = (sensors, label)
             ident = self.identities.name(int(table.identity[i]))
             out.append(
                 Track(
@@ -274,11 +289,13 @@ class Tracker:
                     ),
                     model_probabilities={n: float(table.mu[i, k]) for k, n in enumerate(names)},
                     identities=(ident,) if ident else (),
-                    sensors=tuple(sorted(s for b, s in bits.items() if mask >> b & 1)),
+                    sensors=seen[0],
                     first_time_s=float(table.first_s[i]),
                     last_update_s=float(table.last_update_s[i]),
                     n_updates=int(table.n_updates[i]),
                     classification=classes[i],
+                    releasable_to=seen[1],
+                    audience=audience,
                 )
             )
         return out

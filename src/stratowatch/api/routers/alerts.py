@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from stratowatch.api.convert import alert_json
 from stratowatch.api.deps import (
     Paging,
+    audience_of,
     call,
     call_pipeline,
     fetch_page,
@@ -72,14 +73,17 @@ async def get_alert(alert_id: str, store: Annotated[Any, Depends(get_store)]) ->
 async def acknowledge_alert(
     alert_id: str,
     body: AcknowledgeIn,
+    request: Request,
     pipeline: Annotated[Any, Depends(get_pipeline)],
+    store: Annotated[Any, Depends(get_store)],
 ) -> JSONResponse:
     """Record who acknowledged the alert and when; the change is stored, audited and streamed."""
-    store = pipeline.store
     if await call(store.alert, alert_id) is None:
         raise not_found("alert", alert_id)
+    audience = audience_of(request)
+    extra = {"audience": audience} if audience else {}
     try:
-        result = await call_pipeline(pipeline.acknowledge, alert_id, body.who)
+        result = await call_pipeline(pipeline.acknowledge, alert_id, body.who, **extra)
     except KeyError:
         raise not_found("alert", alert_id) from None
     except ValueError as exc:

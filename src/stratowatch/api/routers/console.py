@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from stratowatch.api.convert import json_safe
-from stratowatch.api.deps import call, get_pipeline
+from stratowatch.api.deps import call, get_pipeline, scoped_store
 from stratowatch.api.errors import ApiError, not_found
 from stratowatch.model import Track
 from stratowatch.web import static_files
@@ -40,7 +40,17 @@ def _media_type(name: str) -> str:
 
 
 @router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
+async def index(request: Request) -> Response:
+    """The console for a signed-in viewer; the sign-in form otherwise. ``?login=<one-time
+    token>`` (printed by ``stratowatch serve``) opens a session once."""
+    from stratowatch.api.routers.auth import console_login, login_page
+
+    token = request.query_params.get("login")
+    if token:
+        return await console_login(request, token)
+    if getattr(request.state, "principal", None) is None:
+        failed = request.query_params.get("failed")
+        return login_page("Sign-in failed." if failed else "")
     page = _FILES.get("index.html")
     if page is None:
         raise not_found("console page", "index.html")
@@ -71,16 +81,32 @@ def clearance(settings: Any, sensors: Iterable[Any] = ()) -> list[str]:
     return sorted(labels)
 
 
-@router.get("/api/v1/console/whoami", summary="What the console viewer is cleared to see")
-async def whoami(pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONResponse:
-    """``{"releasable_to": ["PUBLIC", ...], "banner": "REL TO CAN, USA", "partners": [...]}``:
-    the labels the viewer may see, the banner text and the configured partner ids."""
+@router.get("/api/v1/console/whoami", summary="Who the console viewer is and what it is cleared to see")
+async def whoami(request: Request, pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONResponse:
+    """``{"subject", "partner", "kind", "scopes", "releasable_to": ["PUBLIC", ...], "banner":
+    "REL TO CAN, USA", "partners": [...]}``: the signed-in principal, the labels it may see (the
+    node's own people: all the node shares; a partner's: PUBLIC and its own code), the banner
+    text and the configured partner ids."""
     settings = getattr(pipeline, "settings", None)
+    principal = request.state.principal
     partners = [str(p.id) for p in getattr(settings, "partners", None) or ()]
-    sensors = [] if partners else await call(pipeline.store.sensors)
-    labels = clearance(settings, sensors)
+    if principal.is_own:
+        sensors = [] if partners else await call(pipeline.store.sensors)
+        labels = clearance(settings, sensors)
+    else:
+        labels = sorted({str(principal.partner)} - {"PUBLIC"})
     banner = f"REL TO {', '.join(labels)}" if labels else "PUBLIC RELEASE"
-    return JSONResponse({"releasable_to": ["PUBLIC", *labels], "banner": banner, "partners": partners})
+    return JSONResponse(
+        {
+            "subject": principal.subject,
+            "partner": principal.partner,
+            "kind": principal.kind,
+            "scopes": sorted(principal.scopes),
+            "releasable_to": ["PUBLIC", *labels],
+            "banner": banner,
+            "partners": partners,
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- back-trajectory
@@ -133,6 +159,7 @@ def backtrack_geojson(winds: Any, track: Track, hours: float, members: int) -> d
 )
 async def backtrack(
     track_id: int,
+    request: Request,
     pipeline: Annotated[Any, Depends(get_pipeline)],
     hours: Annotated[float, Query(gt=0, le=120, description="How far back (h).")] = 24.0,
     members: Annotated[int, Query(ge=10, le=2000, description="Ensemble members.")] = 200,
@@ -142,7 +169,7 @@ async def backtrack(
     winds = getattr(pipeline, "winds", None)
     if winds is None:
         raise ApiError(409, "no_winds", "the service has no wind field for back-trajectories", {})
-    track = await call(pipeline.store.track, track_id)
+    track = await call(scoped_store(request).track, track_id)
     if track is None:
         raise not_found("track", track_id)
     key = (track_id, float(track.time_s), float(hours), int(members))

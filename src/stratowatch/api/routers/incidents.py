@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from stratowatch.api.convert import alert_json, incident_json
 from stratowatch.api.deps import (
     Paging,
+    audience_of,
     call,
     call_pipeline,
     fetch_page,
@@ -78,14 +79,17 @@ async def incident_alerts(incident_id: str, store: Annotated[Any, Depends(get_st
 async def resolve_incident(
     incident_id: str,
     body: ResolveIn,
+    request: Request,
     pipeline: Annotated[Any, Depends(get_pipeline)],
+    store: Annotated[Any, Depends(get_store)],
 ) -> JSONResponse:
     """Close the incident with who resolved it and a note; stored, audited and streamed."""
-    store = pipeline.store
     if await call(store.incident, incident_id) is None:
         raise not_found("incident", incident_id)
+    audience = audience_of(request)
+    extra = {"audience": audience} if audience else {}
     try:
-        result = await call_pipeline(pipeline.resolve, incident_id, body.who, body.note)
+        result = await call_pipeline(pipeline.resolve, incident_id, body.who, body.note, **extra)
     except KeyError:
         raise not_found("incident", incident_id) from None
     except ValueError as exc:

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from stratowatch.api.convert import json_safe
-from stratowatch.api.deps import get_pipeline, parse_topics
+from stratowatch.api.deps import audience_of, get_pipeline, parse_topics, redactions_for
 from stratowatch.service.bus import BusClosed
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,33 @@ router = APIRouter(prefix="/api/v1", tags=["stream"])
 TOPICS = ("tracks", "alerts", "incidents", "predictions", "geofences")
 #: Events a client may fall behind before the oldest are dropped.
 QUEUE_EVENTS = 1000
+
+
+#: Stream topics a partner's redaction withholds.
+_REDACTED_TOPICS = {
+    "alerts": "alerts",
+    "incidents": "incidents",
+    "predictions": "predictions",
+    "geofences": "geofences",
+}
+
+
+def event_filter(audience: str, redact: frozenset[str]) -> Any:
+    """What a caller of ``audience`` may receive: the events of its own picture (tracks, alerts,
+    incidents, predictions carry their ``audience``), geofences released to it, nothing its
+    partner's redactions withhold."""
+    from stratowatch.sharing.labels import visible
+
+    def accept(topic: str, event: dict[str, Any]) -> bool:
+        if _REDACTED_TOPICS.get(topic) in redact:
+            return False
+        if topic == "geofences":
+            body = event.get("geofence") or {}
+            label = body.get("releasable_to", ["PUBLIC"]) if isinstance(body, dict) else []
+            return not audience or visible(frozenset(label or ()), audience)
+        return str(event.get("audience", "")) == audience
+
+    return accept
 
 
 def sse_message(topic: str, event: Any, seq: int) -> str:
@@ -57,7 +84,11 @@ async def stream(
     chosen = parse_topics(topics, TOPICS)
     state = request.app.state
     heartbeat_s: float = state.heartbeat_s
+    audience = audience_of(request)
     subscription = pipeline.bus.subscribe(chosen, maxsize=QUEUE_EVENTS)
+    subscription.accept = event_filter(
+        audience, redactions_for(getattr(pipeline, "settings", None), audience)
+    )
 
     async def events() -> AsyncIterator[str]:
         state.stream_clients += 1

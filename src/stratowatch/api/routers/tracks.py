@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from stratowatch.api.convert import track_json
-from stratowatch.api.deps import Paging, call, fetch_page, get_store, page, paging, parse_bbox
+from stratowatch.api.deps import Paging, audience_of, call, fetch_page, get_store, page, paging, parse_bbox
 from stratowatch.api.errors import invalid_parameter, not_found
 from stratowatch.api.models import ErrorBody, Page, TrackOut
 from stratowatch.api.picture import page_bytes
@@ -68,7 +68,7 @@ async def list_tracks(
     Live tracks come from the API's in-memory picture (updated by every pipeline step), ended
     ones from the store."""
     if filters["status"] != "ended":
-        encoded, total = await request.app.state.picture.query(
+        encoded, total = await request.app.state.pictures.get(audience_of(request)).query(
             **filters, limit=paging.limit, offset=paging.offset
         )
         return Response(

@@ -12,6 +12,12 @@ Create Date: 2026-11-27
 - ``releasable_to`` on tracks and track states: the intersection of the contributors' labels.
 - ``audit_log.prev_hash`` / ``hash``: each row's SHA-256 covers the previous row's hash, so any
   change, insertion or removal inside the chain is detected by ``stratowatch audit verify``.
+
+PostgreSQL enforces what a partner may read with row-level security: reads made for an audience
+run as the ``stratowatch_reader`` role with the setting ``stratowatch.audience`` (the partner's
+code, or ``'*'`` for the node's own picture); the policies below show that role only the rows of
+that audience's picture and the rows whose label releases them to it. An unset (or reset, ``''``)
+audience shows nothing. SQLite applies the same rule in the store layer (``_sql.scope_rule``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,60 @@ depends_on = None
 _REAL = {"sqlite": "REAL", "postgresql": "DOUBLE PRECISION"}
 
 _AUDIENCE_TABLES = ("tracks", "track_states", "predictions", "alerts", "incidents")
+_LABELLED = ("observations", "sensors", "geofences")
+_OTHER = ("quarantine", "partners", "audit_log", "state", "principals", "revoked_tokens")
+_AUDIENCE = "current_setting('stratowatch.audience', true)"
+
+
+def _backfill_labels() -> None:
+    """Sensors and geofences kept their label in the JSON body (which may hold Infinity, not
+    JSON to the databases): copy it into the new column."""
+    import json
+
+    import sqlalchemy as sa
+
+    bind = op.get_bind()
+    for table, key in (("sensors", "sensor_id"), ("geofences", "geofence_id")):
+        rows = bind.execute(sa.text(f"SELECT {key}, body FROM {table}")).fetchall()
+        for k, body in rows:
+            label = json.dumps(
+                sorted(json.loads(body).get("releasable_to") or ["PUBLIC"]), separators=(",", ":")
+            )
+            update = sa.text(f"UPDATE {table} SET releasable_to = :label WHERE {key} = :k")
+            bind.execute(update, {"label": label, "k": k})
+
+
+def _row_security() -> list[str]:
+    out = [
+        """DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stratowatch_reader') THEN
+                CREATE ROLE stratowatch_reader NOLOGIN;
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$""",
+        # The service's own login may take the role (superusers may anyway).
+        """DO $$ BEGIN
+            EXECUTE format('GRANT stratowatch_reader TO %I', current_user);
+        EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'stratowatch: cannot grant stratowatch_reader: %', SQLERRM;
+        END $$""",
+        "DO $$ BEGIN EXECUTE format('GRANT USAGE ON SCHEMA %I TO stratowatch_reader', current_schema());"
+        " END $$",
+    ]
+    tables = [*_AUDIENCE_TABLES, *_LABELLED, *_OTHER]
+    out.append(f"GRANT SELECT ON {', '.join(tables)} TO stratowatch_reader")
+    for table in tables:
+        out.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        if table in _AUDIENCE_TABLES:
+            rule = f"(audience <> '' AND audience = {_AUDIENCE}) OR (audience = '' AND {_AUDIENCE} = '*')"
+        elif table in _LABELLED:
+            rule = (
+                f"{_AUDIENCE} = '*' OR ({_AUDIENCE} <> ''"
+                f" AND jsonb_exists_any(releasable_to::jsonb, ARRAY['PUBLIC', {_AUDIENCE}]))"
+            )
+        else:
+            rule = f"{_AUDIENCE} = '*'"
+        out.append(f"CREATE POLICY partner_read ON {table} FOR SELECT TO stratowatch_reader USING ({rule})")
+    return out
 
 
 def upgrade() -> None:
@@ -45,20 +105,28 @@ def upgrade() -> None:
     op.execute(f"CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, expires_s {real} NOT NULL)")
     for table in _AUDIENCE_TABLES:
         op.execute(f"ALTER TABLE {table} ADD COLUMN audience TEXT NOT NULL DEFAULT ''")
-    for table in ("tracks", "track_states"):
+    for table in ("tracks", "track_states", "sensors", "geofences"):
         op.execute(f"ALTER TABLE {table} ADD COLUMN releasable_to TEXT NOT NULL DEFAULT '[\"PUBLIC\"]'")
+    _backfill_labels()
     op.execute("CREATE INDEX tracks_audience_time ON tracks (audience, time_s)")
     op.execute("CREATE INDEX alerts_audience_time ON alerts (audience, time_s)")
     op.execute("ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''")
     op.execute("ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT ''")
+    if dialect == "postgresql":
+        for sql in _row_security():
+            op.execute(sql)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in (*_AUDIENCE_TABLES, *_LABELLED, *_OTHER):
+            op.execute(f"DROP POLICY IF EXISTS partner_read ON {table}")
+            op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     op.execute("DROP INDEX IF EXISTS alerts_audience_time")
     op.execute("DROP INDEX IF EXISTS tracks_audience_time")
     op.execute("ALTER TABLE audit_log DROP COLUMN hash")
     op.execute("ALTER TABLE audit_log DROP COLUMN prev_hash")
-    for table in ("tracks", "track_states"):
+    for table in ("tracks", "track_states", "sensors", "geofences"):
         op.execute(f"ALTER TABLE {table} DROP COLUMN releasable_to")
     for table in _AUDIENCE_TABLES:
         op.execute(f"ALTER TABLE {table} DROP COLUMN audience")
