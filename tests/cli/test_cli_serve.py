@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from auth_helpers import config_bearer
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,12 +30,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as r:
+def _get(url: str, headers: dict[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as r:
         return json.loads(r.read())
 
 
-def _wait_for(url: str, ok: Any, timeout_s: float, proc: subprocess.Popen[str]) -> Any:
+def _wait_for(
+    url: str, ok: Any, timeout_s: float, proc: subprocess.Popen[str], headers: dict[str, str] | None = None
+) -> Any:
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -41,7 +45,7 @@ def _wait_for(url: str, ok: Any, timeout_s: float, proc: subprocess.Popen[str]) 
             out = proc.stdout.read() if proc.stdout else ""
             raise AssertionError(f"the service exited with {proc.returncode}: {out}")
         try:
-            last = _get(url)
+            last = _get(url, headers)
             if ok(last):
                 return last
         except OSError:
@@ -138,13 +142,14 @@ enabled = false
 """,
         encoding="utf-8",
     )
+    auth = config_bearer(config)
     proc = _serve(["serve", "--config", str(config)], tmp_path)
     try:
         base = f"http://127.0.0.1:{api_port}"
         health = _wait_for(f"{base}/health", lambda h: h["counts"]["observations"] == n_lines, 40, proc)
         assert health["status"] == "ok"
         assert health["pipeline"]["observations_committed"] == n_lines
-        tracks = _wait_for(f"{base}/api/v1/tracks", lambda t: len(t["items"]) == 3, 20, proc)
+        tracks = _wait_for(f"{base}/api/v1/tracks", lambda t: len(t["items"]) == 3, 20, proc, auth)
         by_icao = {t["identities"][0]: t for t in tracks["items"]}
         assert set(by_icao) == {"icao:A1B2C3", "icao:C0FFEE", "icao:4CA2D6"}
         for t in by_icao.values():
@@ -187,14 +192,17 @@ def test_serve_rejects_bad_settings_naming_the_key(tmp_path: Path) -> None:
 
 def test_demo_serves_the_episode_through_the_pipeline(tmp_path: Path) -> None:
     port = _free_port()
+    store = f"sqlite:///{tmp_path / 'demo.db'}"
+    auth = config_bearer(store_url=store)
     proc = _serve(
-        ["demo", "--hours", "0.25", "--aircraft", "2", "--port", str(port), "--speed", "0"], tmp_path
+        ["demo", "--hours", "0.25", "--aircraft", "2", "--port", str(port), "--speed", "0", "--store", store],
+        tmp_path,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         health = _wait_for(f"{base}/health", lambda h: h["pipeline"]["steps"] >= 400, 60, proc)
         assert health["counts"]["observations"] == health["pipeline"]["observations_committed"] > 0
-        tracks = _get(f"{base}/api/v1/tracks?limit=100")["items"]
+        tracks = _get(f"{base}/api/v1/tracks?limit=100", auth)["items"]
         balloons = [t for t in tracks if t["classification"] and t["classification"]["label"] == "balloon"]
         assert balloons and all(t["alt_m"] > 15_000 for t in balloons)
     finally:
