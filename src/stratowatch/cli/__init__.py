@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "predict": "Predict where a drifting balloon goes (or came from) on real winds.",
     "serve": "Run the live service: sources, pipeline, store and HTTP API in one process.",
     "auth": "Manage who may call the API: principals, their secrets and tokens.",
+    "audit": "Show the audit log and verify its hash chain.",
 }
 
 

@@ -33,6 +33,7 @@ from stratowatch.model import (
     Track,
     TrackStatus,
 )
+from stratowatch.sharing.audit import ANCHOR_KEY, ChainReport, record_hash, verify
 from stratowatch.store import _codec as codec
 from stratowatch.store.base import TABLES, Box, RetentionSettings, StoreError, split_box
 
@@ -641,9 +642,62 @@ class SqlStore:
 
     # -- audit, state, housekeeping -------------------------------------------------------------
     def audit(self, actor: str, action: str, details: Mapping[str, Any], time_s: float | None = None) -> None:
-        row = (time.time() if time_s is None else float(time_s), actor, action, codec.json_doc(details))
-        sql = self._sql("INSERT INTO audit_log (time_s, actor, action, details) VALUES (?, ?, ?, ?)")
-        self._write(lambda cur: cur.execute(sql, row))
+        """Append one record to the audit chain (committed before returning)."""
+        self.audit_many([(actor, action, details, time.time() if time_s is None else float(time_s))])
+
+    def audit_many(self, records: Sequence[tuple[str, str, Mapping[str, Any], float]]) -> None:
+        """Append ``(actor, action, details, time_s)`` records to the audit chain in one
+        transaction: each row's hash covers the previous row's (see :mod:`stratowatch.sharing.audit`)."""
+        if not records:
+            return
+        rows = [
+            (float(t), str(actor), str(action), codec.json_doc(details))
+            for actor, action, details, t in records
+        ]
+        last = self._sql("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        insert = self._sql(
+            "INSERT INTO audit_log (time_s, actor, action, details, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
+
+        def job(cur: Cursor) -> None:
+            self._lock_audit(cur)
+            cur.execute(last)
+            found = cur.fetchone()
+            prev = str(found[0]) if found else self._audit_anchor(cur)
+            chained = []
+            for t, actor, action, details in rows:
+                digest = record_hash(prev, t, actor, action, details)
+                chained.append((t, actor, action, details, prev, digest))
+                prev = digest
+            cur.executemany(insert, chained)
+
+        self._write(job)
+
+    def _lock_audit(self, cur: Cursor) -> None:
+        """Serialise appends from several processes (PostgreSQL; SQLite writes one at a time)."""
+
+    def _audit_anchor(self, cur: Cursor) -> str:
+        cur.execute(self._sql("SELECT blob FROM state WHERE key = ?"), [ANCHOR_KEY])
+        found = cur.fetchone()
+        return bytes(found[0]).decode() if found else ""
+
+    def verify_audit(self) -> ChainReport:
+        """Check the whole audit chain (see :func:`stratowatch.sharing.audit.verify`)."""
+        with self._reader() as cur:
+            cur.execute(self._sql("SELECT blob FROM state WHERE key = ?"), [ANCHOR_KEY])
+            found = cur.fetchone()
+            anchor = bytes(found[0]).decode() if found else ""
+            cur.execute(
+                "SELECT id, time_s, actor, action, details, prev_hash, hash FROM audit_log ORDER BY id"
+            )
+            return verify(
+                (
+                    (int(i), float(t), str(a), str(act), str(d), str(p), str(h))
+                    for i, t, a, act, d, p, h in cur
+                ),
+                anchor,
+            )
 
     def audit_log(self, limit: int | None = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Audit records, newest first: ``{"id", "time_s", "actor", "action", "details"}``."""
@@ -676,7 +730,6 @@ class SqlStore:
             ("predictions", r.predictions_max_age_s, "time_s < ?"),
             ("alerts", r.alerts_max_age_s, "time_s < ?"),
             ("incidents", r.resolved_incidents_max_age_s, "status = 'resolved' AND updated_s < ?"),
-            ("audit_log", r.audit_log_max_age_s, "time_s < ?"),
         ]
         todo = [
             (table, self._sql(f"DELETE FROM {table} WHERE {cond}"), float(now_s) - age)
@@ -684,17 +737,43 @@ class SqlStore:
             if age is not None
         ]
 
+        audit_cutoff = None if r.audit_log_max_age_s is None else float(now_s) - r.audit_log_max_age_s
+
         def job(cur: Cursor) -> dict[str, int]:
             deleted = {}
             for table, sql, cutoff in todo:
                 cur.execute(sql, [cutoff])
                 deleted[table] = max(int(cur.rowcount), 0)
+            if audit_cutoff is not None:
+                deleted["audit_log"] = self._cut_audit(cur, audit_cutoff)
             return deleted
 
         deleted = self._write(job)
         if any(deleted.values()):
             logger.info("%s: retention deleted %s", self.name, deleted)
         return deleted
+
+    def _cut_audit(self, cur: Cursor, cutoff: float) -> int:
+        """Remove the oldest audit records (a prefix of the chain, up to the newest record older
+        than ``cutoff``) and keep the last removed hash as the chain's anchor."""
+        self._lock_audit(cur)
+        cur.execute(self._sql("SELECT max(id) FROM audit_log WHERE time_s < ?"), [cutoff])
+        found = cur.fetchone()
+        if not found or found[0] is None:
+            return 0
+        upto = int(found[0])
+        cur.execute(self._sql("SELECT hash FROM audit_log WHERE id = ?"), [upto])
+        anchor = str(cur.fetchone()[0])
+        cur.execute(self._sql("DELETE FROM audit_log WHERE id <= ?"), [upto])
+        n = max(int(cur.rowcount), 0)
+        cur.execute(
+            self._sql(
+                "INSERT INTO state (key, time_s, blob) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET time_s = excluded.time_s, blob = excluded.blob"
+            ),
+            [ANCHOR_KEY, time.time(), anchor.encode()],
+        )
+        return n
 
     def count(self, table: str = "observations") -> int:
         if table not in TABLES:

@@ -109,6 +109,9 @@ class PostgresStore(SqlStore):
             cur.execute("SELECT set_config('stratowatch.audience', %s, true)", [audience or "*"])
             yield
 
+    def _lock_audit(self, cur: Cursor) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('stratowatch.audit_log'))")
+
     def _sql(self, query: str) -> str:
         return query.replace("?", "%s")
 

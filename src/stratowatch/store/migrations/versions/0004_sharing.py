@@ -55,6 +55,24 @@ def _backfill_labels() -> None:
             bind.execute(update, {"label": label, "k": k})
 
 
+def _chain_existing_audit() -> None:
+    """Records written before the chain existed join it, in id order."""
+    import sqlalchemy as sa
+
+    from stratowatch.sharing.audit import record_hash
+
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text("SELECT id, time_s, actor, action, details FROM audit_log ORDER BY id")
+    ).fetchall()
+    prev = ""
+    update = sa.text("UPDATE audit_log SET prev_hash = :prev, hash = :hash WHERE id = :id")
+    for rid, time_s, actor, action, details in rows:
+        digest = record_hash(prev, float(time_s), str(actor), str(action), str(details))
+        bind.execute(update, {"prev": prev, "hash": digest, "id": rid})
+        prev = digest
+
+
 def _row_security() -> list[str]:
     out = [
         """DO $$ BEGIN
@@ -112,12 +130,31 @@ def upgrade() -> None:
     op.execute("CREATE INDEX alerts_audience_time ON alerts (audience, time_s)")
     op.execute("ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''")
     op.execute("ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT ''")
+    _chain_existing_audit()
+    if dialect == "sqlite":
+        op.execute(
+            """CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+               BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
+        )
+    else:
+        op.execute(
+            """CREATE OR REPLACE FUNCTION stratowatch_audit_append_only() RETURNS trigger
+               LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$"""
+        )
+        op.execute(
+            """CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+               FOR EACH ROW EXECUTE FUNCTION stratowatch_audit_append_only()"""
+        )
     if dialect == "postgresql":
         for sql in _row_security():
             op.execute(sql)
 
 
 def downgrade() -> None:
+    op.execute(
+        "DROP TRIGGER IF EXISTS audit_log_append_only"
+        + ("" if op.get_bind().dialect.name == "sqlite" else " ON audit_log")
+    )
     if op.get_bind().dialect.name == "postgresql":
         for table in (*_AUDIENCE_TABLES, *_LABELLED, *_OTHER):
             op.execute(f"DROP POLICY IF EXISTS partner_read ON {table}")
