@@ -256,7 +256,9 @@ def test_serve_tracks_a_synthetic_sbs_feed(serve: Any) -> None:
         assert near_m((t["lat_deg"], t["lon_deg"]), (lat, lon)) < 1_000, identity
         assert abs(t["alt_m"] - alt_m) < 100, identity
         assert t["status"] in ("confirmed", "coasting")
-    health = httpx.get(f"{base}/health").json()
+    public = httpx.get(f"{base}/health").json()
+    assert public["status"] == "ok" and "counts" not in public  # sizes are not for strangers
+    health = httpx.get(f"{base}/health", headers=auth).json()
     assert health["status"] == "ok" and health["counts"]["observations"] == len(lines)
     metrics = httpx.get(f"{base}/metrics", headers=auth).text
     assert f"stratowatch_observations {len(lines)}" in metrics

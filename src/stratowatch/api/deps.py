@@ -40,10 +40,14 @@ def principal_of(request: Request) -> Any:
 
 
 def audience_of(request: Request) -> str:
-    """The picture the caller reads: its principal's audience (the node's own, ``""``, for a
-    request the access layer let through without one)."""
+    """The picture the caller reads: its principal's audience. A request without a principal
+    (a public route) reads nothing: 401, never the node's own picture."""
     principal = principal_of(request)
-    return str(principal.audience) if principal is not None else ""
+    if principal is None:
+        from stratowatch.api.errors import ApiError
+
+        raise ApiError(401, "no_credentials", "this needs credentials", {})
+    return str(principal.audience)
 
 
 def redactions_for(settings: Any, audience: str) -> frozenset[str]:

@@ -239,5 +239,5 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     time_s: float
     uptime_s: float
-    counts: dict[str, int]
-    pipeline: dict[str, Any]
+    counts: dict[str, int] | None = None  # the node's own principals only
+    pipeline: dict[str, Any] | None = None

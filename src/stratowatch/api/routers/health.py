@@ -45,17 +45,21 @@ def _pipeline_info(pipeline: Any) -> dict[str, Any]:
 
 @router.get("/health", response_model=HealthOut, summary="Service health")
 async def health(request: Request, pipeline: Annotated[Any, Depends(get_pipeline)]) -> JSONResponse:
-    """``ok`` while the store answers; ``degraded`` (HTTP 503) when it does not."""
+    """``ok`` while the store answers; ``degraded`` (HTTP 503) when it does not. Anyone may ask;
+    the sizes of the picture (``counts``, ``pipeline``) are shown only to the node's own
+    principals (counts are data a partner or a stranger may not have)."""
     counts, failed = await call(_counts, pipeline.store)
     info = await call(_pipeline_info, pipeline)
     degraded = bool(failed) or info.get("ok") is False
-    body = {
+    body: dict[str, Any] = {
         "status": "degraded" if degraded else "ok",
         "time_s": time.time(),
         "uptime_s": time.time() - request.app.state.request_metrics.started_s,
-        "counts": counts,
-        "pipeline": json_safe(info),
     }
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.is_own:
+        body["counts"] = counts
+        body["pipeline"] = json_safe(info)
     return JSONResponse(body, status_code=503 if degraded else 200)
 
 
