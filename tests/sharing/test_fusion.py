@@ -213,3 +213,24 @@ def test_a_name_is_held_by_one_row_when_a_coasting_track_and_its_successor_part(
     assert ids.assign(fused).tolist() == ["CAN:17'", "CAN:17"]
     # and the names stick
     assert ids.assign(fused).tolist() == ["CAN:17'", "CAN:17"]
+
+
+def test_names_survive_a_restart_through_the_stored_table() -> None:
+    lat, lon = np.array([49.0]), np.array([-110.0])
+    ids = GlobalIds()
+    both = fusion.fuse(
+        fusion.start(_tracks("USA", [5], lat, lon, t=1000.0, first=900.0), "USA", 1000.0, 0.05),
+        _tracks("CAN", [17], lat, lon + 0.001, t=1000.0, first=100.0),
+        "CAN",
+        0.05,
+    )
+    assert ids.assign(both).tolist() == ["CAN:17"]
+    restarted = GlobalIds()
+    restarted.restore(ids.snapshot())
+    alone = fusion.fuse(
+        fusion.start(_tracks("USA", [5], lat, lon, t=1500.0, first=900.0), "USA", 1500.0, 0.05),
+        TrackSet.empty(),
+        "CAN",
+        0.05,
+    )
+    assert restarted.assign(alone).tolist() == ["CAN:17"]  # not renamed USA:5 after the restart

@@ -47,6 +47,10 @@ FUSED_STATUSES = frozenset({"confirmed", "coasting"})
 PAGE = 1000
 
 
+#: Where the global-id table is kept in the store.
+IDS_STATE_KEY = "federation.global_ids"
+
+
 class PeerError(RuntimeError):
     """A peer answered something unusable; the message names the URL."""
 
@@ -270,6 +274,10 @@ class Federation:
             for p in self.cfg.peers
         ]
         self.ids = GlobalIds()
+        if store is not None:
+            blob = store.load_state(IDS_STATE_KEY)
+            if blob:
+                self.ids.restore(blob)
         self.picture = FusedPicture()
         self.fusions = 0
         self._local: dict[str, list[dict[str, Any]]] = {}  # audience -> its live tracks (JSON)
@@ -350,6 +358,8 @@ class Federation:
                 criterion=cfg.criterion,
             )
         gids = self.ids.assign(fused)
+        if self.store is not None:
+            self.store.save_state(IDS_STATE_KEY, self.ids.snapshot())
         docs_by_node: dict[str, dict[int, Mapping[str, Any]]] = {
             self.node: {int(d["track_id"]): d for d in own_docs}
         }

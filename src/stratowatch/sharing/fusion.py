@@ -32,6 +32,7 @@ and velocity, metres and m/s — and covariances ``P`` (n, 6, 6). One call handl
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -493,6 +494,26 @@ class GlobalIds:
         self.seen = np.concatenate([np.full(new_keys.shape, fused.epoch_s), self.seen])[order]
         self._forget(fused.epoch_s)
         return np.asarray(gid.astype("<U40"))
+
+    def snapshot(self) -> bytes:
+        """The table as JSON bytes (kept in the store, so a restarted node keeps its names)."""
+        doc = {
+            "keys": self.keys.tolist(),
+            "names": self.names.tolist(),
+            "starts": self.starts.tolist(),
+            "seen": self.seen.tolist(),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def restore(self, blob: bytes) -> None:
+        doc = json.loads(blob)
+        self.keys = np.asarray(doc["keys"], dtype="<U40")
+        self.names = np.asarray(doc["names"], dtype="<U40")
+        self.starts = np.asarray(doc["starts"], dtype=np.float64)
+        self.seen = np.asarray(doc["seen"], dtype=np.float64)
+        order = np.argsort(self.keys, kind="stable")  # lookups need the keys sorted
+        self.keys, self.names = self.keys[order], self.names[order]
+        self.starts, self.seen = self.starts[order], self.seen[order]
 
     def _forget(self, now_s: float) -> None:
         keep = self.seen >= now_s - self.forget_s
