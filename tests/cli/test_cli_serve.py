@@ -146,7 +146,7 @@ enabled = false
     proc = _serve(["serve", "--config", str(config)], tmp_path)
     try:
         base = f"http://127.0.0.1:{api_port}"
-        health = _wait_for(f"{base}/health", lambda h: h["counts"]["observations"] == n_lines, 40, proc)
+        health = _wait_for(f"{base}/health", lambda h: h["counts"]["observations"] == n_lines, 40, proc, auth)
         assert health["status"] == "ok"
         assert health["pipeline"]["observations_committed"] == n_lines
         tracks = _wait_for(f"{base}/api/v1/tracks", lambda t: len(t["items"]) == 3, 20, proc, auth)
@@ -200,7 +200,7 @@ def test_demo_serves_the_episode_through_the_pipeline(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        health = _wait_for(f"{base}/health", lambda h: h["pipeline"]["steps"] >= 400, 60, proc)
+        health = _wait_for(f"{base}/health", lambda h: h["pipeline"]["steps"] >= 400, 60, proc, auth)
         assert health["counts"]["observations"] == health["pipeline"]["observations_committed"] > 0
         tracks = _get(f"{base}/api/v1/tracks?limit=100", auth)["items"]
         balloons = [t for t in tracks if t["classification"] and t["classification"]["label"] == "balloon"]
