@@ -348,6 +348,8 @@ class Track:
     releasable_to: frozenset[str] = PUBLIC
     #: The picture the track belongs to: ``""`` the node's own, else the partner it was rebuilt for.
     audience: str = ""
+    #: The partner whose node made the track.
+    originator: str = ""
 
     @property
     def speed_mps(self) -> float:
@@ -396,6 +398,7 @@ class Alert:
     acknowledged_s: float | None = None
     releasable_to: frozenset[str] = PUBLIC
     audience: str = ""  # the picture whose track raised it ("" the node's own)
+    originator: str = ""  # the partner whose node raised it
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,3 +415,4 @@ class Incident:
     updated_s: float = 0.0
     releasable_to: frozenset[str] = PUBLIC
     audience: str = ""  # the picture whose tracks it follows ("" the node's own)
+    originator: str = ""  # the partner whose node opened it

@@ -120,6 +120,8 @@ class AlertOut(BaseModel):
     acknowledged_by: str | None
     acknowledged_s: float | None
     releasable_to: list[str]
+    audience: str = ""
+    originator: str = ""
 
 
 class IncidentOut(BaseModel):
@@ -132,6 +134,8 @@ class IncidentOut(BaseModel):
     alert_ids: list[str]
     history: list[tuple[float, str, str]] = Field(description="[time_s, who, what] entries, oldest first.")
     releasable_to: list[str]
+    audience: str = ""
+    originator: str = ""
 
 
 class GeofenceIn(BaseModel):

@@ -422,7 +422,11 @@ class Pipeline:
             wind=wind,
         )
         return tracker.to_tracks(
-            table, classifications=classes, labels=self.sensor_labels, audience=view.audience
+            table,
+            classifications=classes,
+            labels=self.sensor_labels,
+            audience=view.audience,
+            originator=self.settings.node.partner,
         )
 
     def _end_tracks(self, time_s: float, per_view: Sequence[Sequence[Track]]) -> None:
@@ -447,9 +451,18 @@ class Pipeline:
     def _predictions(self, time_s: float, tracks: Sequence[Track]) -> None:
         if self.predictor is None:
             return
+        labels: dict[int, frozenset[str]] | None = None
         for payload in self.predictor.collect():
             tid = int(payload["track_id"])
             audience = self.audience_of_track(tid)
+            if labels is None:
+                labels = {t.track_id: t.releasable_to for t in tracks}
+            # a prediction is released as its track is, and says whose node made it
+            payload = {
+                **payload,
+                "releasable_to": sorted(labels.get(tid, PUBLIC)),
+                "originator": self.settings.node.partner,
+            }
             self.store.write_prediction(tid, float(payload["time_s"]), payload, audience)
             self.stats.predictions_stored += 1
             if "error" not in payload:
@@ -485,8 +498,7 @@ class Pipeline:
         self.stats.alerts += len(alerts)
         self._save_alerts()
 
-    @staticmethod
-    def _mark(view: View, item: Any, labels: Mapping[int, frozenset[str]]) -> Any:
+    def _mark(self, view: View, item: Any, labels: Mapping[int, frozenset[str]]) -> Any:
         """An alert or incident with its picture and the meet of its tracks' labels."""
         ids = [item.track_id] if isinstance(item, Alert) else list(item.track_ids)
         label = meet_all(labels[t] for t in ids if t is not None and t in labels)
@@ -494,7 +506,9 @@ class Pipeline:
             for fence in view.alerts.geofences:
                 if fence.geofence_id == item.geofence_id:
                     label = meet(label, fence.releasable_to)
-        return replace(item, audience=view.audience, releasable_to=label)
+        return replace(
+            item, audience=view.audience, releasable_to=label, originator=self.settings.node.partner
+        )
 
     # ------------------------------------------------------------------ operator actions
 
@@ -511,7 +525,10 @@ class Pipeline:
                 raise KeyError(alert_id) from None
             stored = self.store.alert(alert_id)
             alert = replace(
-                alert, audience=view.audience, releasable_to=stored.releasable_to if stored else PUBLIC
+                alert,
+                audience=view.audience,
+                releasable_to=stored.releasable_to if stored else PUBLIC,
+                originator=self.settings.node.partner,
             )
             incident = self._restamp(view, incident)
             self._operator_change(
@@ -535,7 +552,10 @@ class Pipeline:
     def _restamp(self, view: View, incident: Incident) -> Incident:
         stored = self.store.incident(incident.incident_id)
         return replace(
-            incident, audience=view.audience, releasable_to=stored.releasable_to if stored else PUBLIC
+            incident,
+            audience=view.audience,
+            releasable_to=stored.releasable_to if stored else PUBLIC,
+            originator=self.settings.node.partner,
         )
 
     def _operator_change(

@@ -115,6 +115,7 @@ def track_to_json(t: Track) -> JsonDict:
         "classification": classification_to_json(t.classification) if t.classification else None,
         "releasable_to": sorted(t.releasable_to),
         "audience": t.audience,
+        "originator": t.originator,
     }
 
 
@@ -145,6 +146,7 @@ def track_from_json(doc: Mapping[str, Any]) -> Track:
         classification=classification_from_json(cls) if cls else None,
         releasable_to=_labels(doc.get("releasable_to")),
         audience=str(doc.get("audience", "")),
+        originator=str(doc.get("originator", "")),
     )
 
 
@@ -291,6 +293,7 @@ def alert_to_json(a: Alert) -> JsonDict:
         "acknowledged_s": a.acknowledged_s,
         "releasable_to": sorted(a.releasable_to),
         "audience": a.audience,
+        "originator": a.originator,
     }
 
 
@@ -311,6 +314,7 @@ def alert_from_json(doc: Mapping[str, Any]) -> Alert:
         acknowledged_s=float(ack) if ack is not None else None,
         releasable_to=_labels(doc.get("releasable_to")),
         audience=str(doc.get("audience", "")),
+        originator=str(doc.get("originator", "")),
     )
 
 
@@ -326,6 +330,7 @@ def incident_to_json(i: Incident) -> JsonDict:
         "updated_s": float(i.updated_s),
         "releasable_to": sorted(i.releasable_to),
         "audience": i.audience,
+        "originator": i.originator,
     }
 
 
@@ -341,6 +346,7 @@ def incident_from_json(doc: Mapping[str, Any]) -> Incident:
         updated_s=_float(doc, "updated_s", 0.0),
         releasable_to=_labels(doc.get("releasable_to")),
         audience=str(doc.get("audience", "")),
+        originator=str(doc.get("originator", "")),
     )
 
 

@@ -42,16 +42,17 @@ OBS_NCOLS = len(OBS_COLUMNS.split(","))
 TRACK_COLUMNS = (
     "time_s, status, lat_deg, lon_deg, alt_m, vel_e, vel_n, vel_u, sigma_e, sigma_n, sigma_u, "
     "model_probabilities, identities, sensors, first_time_s, last_update_s, n_updates, "
-    "cls_label, classification, releasable_to, audience"
+    "cls_label, classification, releasable_to, audience, originator"
 )
 TRACK_NCOLS = len(TRACK_COLUMNS.split(","))
 
 ALERT_COLUMNS = (
     "alert_id, time_s, rule, severity, message, track_id, geofence_id, incident_id, "
-    "acknowledged_by, acknowledged_s, details, releasable_to, audience"
+    "acknowledged_by, acknowledged_s, details, releasable_to, audience, originator"
 )
 INCIDENT_COLUMNS = (
-    "incident_id, opened_s, updated_s, status, title, track_ids, alert_ids, history, releasable_to, audience"
+    "incident_id, opened_s, updated_s, status, title, track_ids, alert_ids, history, "
+    "releasable_to, audience, originator"
 )
 
 _POSITIONED = (MeasurementKind.GEODETIC, MeasurementKind.GROUND_2D)
@@ -197,6 +198,7 @@ def track_row(t: Track) -> tuple[Any, ...]:
         cls_doc,
         _labels(t.releasable_to),
         t.audience,
+        t.originator,
     )
 
 
@@ -229,6 +231,7 @@ def row_track(track_id: Any, r: Row) -> Track:
         classification=cls,
         releasable_to=frozenset(json.loads(r[19])),
         audience=str(r[20]),
+        originator=str(r[21]),
     )
 
 
@@ -250,6 +253,7 @@ def alert_row(a: Alert) -> tuple[Any, ...]:
         dumps(dict(a.details)),
         _labels(a.releasable_to),
         a.audience,
+        a.originator,
     )
 
 
@@ -268,6 +272,7 @@ def row_alert(r: Row) -> Alert:
         details=json.loads(r[10]),
         releasable_to=frozenset(json.loads(r[11])),
         audience=str(r[12]),
+        originator=str(r[13]),
     )
 
 
@@ -283,6 +288,7 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         dumps([[float(t), str(who), str(what)] for t, who, what in i.history]),
         _labels(i.releasable_to),
         i.audience,
+        i.originator,
     )
 
 
@@ -298,6 +304,7 @@ def row_incident(r: Row) -> Incident:
         history=tuple((float(t), str(who), str(what)) for t, who, what in json.loads(r[7])),
         releasable_to=frozenset(json.loads(r[8])),
         audience=str(r[9]),
+        originator=str(r[10]),
     )
 
 

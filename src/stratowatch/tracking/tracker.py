@@ -244,6 +244,7 @@ class Tracker:
         *,
         labels: Mapping[str, frozenset[str]] | None = None,
         audience: str = "",
+        originator: str = "",
     ) -> list[Track]:
         """Frozen Track snapshots (with classification) for people and APIs. ``classifications``
         (one per row) replaces the default classification (the service adds the wind match).
@@ -296,6 +297,7 @@ class Tracker:
                     classification=classes[i],
                     releasable_to=seen[1],
                     audience=audience,
+                    originator=originator,
                 )
             )
         return out

@@ -123,6 +123,8 @@ def upgrade() -> None:
     op.execute(f"CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, expires_s {real} NOT NULL)")
     for table in _AUDIENCE_TABLES:
         op.execute(f"ALTER TABLE {table} ADD COLUMN audience TEXT NOT NULL DEFAULT ''")
+    for table in ("tracks", "track_states", "alerts", "incidents"):
+        op.execute(f"ALTER TABLE {table} ADD COLUMN originator TEXT NOT NULL DEFAULT ''")
     for table in ("tracks", "track_states", "sensors", "geofences"):
         op.execute(f"ALTER TABLE {table} ADD COLUMN releasable_to TEXT NOT NULL DEFAULT '[\"PUBLIC\"]'")
     _backfill_labels()
@@ -165,6 +167,8 @@ def downgrade() -> None:
     op.execute("ALTER TABLE audit_log DROP COLUMN prev_hash")
     for table in ("tracks", "track_states", "sensors", "geofences"):
         op.execute(f"ALTER TABLE {table} DROP COLUMN releasable_to")
+    for table in ("tracks", "track_states", "alerts", "incidents"):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN originator")
     for table in _AUDIENCE_TABLES:
         op.execute(f"ALTER TABLE {table} DROP COLUMN audience")
     op.execute("DROP TABLE IF EXISTS revoked_tokens")
