@@ -35,7 +35,7 @@ from stratowatch.model import (
 )
 from stratowatch.sharing.audit import ANCHOR_KEY, ChainReport, record_hash, verify
 from stratowatch.store import _codec as codec
-from stratowatch.store.base import TABLES, Box, RetentionSettings, StoreError, split_box
+from stratowatch.store.base import TABLES, Box, LeaseLost, RetentionSettings, StoreError, split_box
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +134,17 @@ class SqlStore:
         """A condition, with one placeholder for the pattern, true when an identity matches."""
         raise NotImplementedError
 
-    def _append(self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
-        """Append rows to a log-like table (observations, track_states) and index their positions."""
+    def _append(
+        self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]], unique: str = ""
+    ) -> int:
+        """Append rows to a log-like table (observations, track_states) and index their positions.
+
+        ``unique``: a uniquely indexed column; rows whose value is already stored are skipped.
+        Returns the number of rows inserted."""
         marks = ", ".join("?" * len(columns.split(",")))
-        cur.executemany(self._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
+        skip = f" ON CONFLICT ({unique}) DO NOTHING" if unique else ""
+        cur.executemany(self._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks}){skip}"), rows)
+        return max(int(cur.rowcount), 0) if unique else len(rows)
 
     def _limit(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         if limit is not None and limit < 0:
@@ -150,6 +157,10 @@ class SqlStore:
 
     def _broken(self, conn: Connection) -> bool:
         return False
+
+    #: What locks a row read inside a write transaction until it commits (PostgreSQL); SQLite's
+    #: writes are serialised by the database lock already.
+    _for_update = ""
 
     # -- plumbing -------------------------------------------------------------------------------
     def _writer_loop(self, conn: Connection) -> None:
@@ -356,8 +367,10 @@ class SqlStore:
     # -- tracks ---------------------------------------------------------------------------------
     def write_track_states(self, tracks: Sequence[Track]) -> None:
         """Upsert each track's current state (never back in time) and append it to the history."""
-        if not tracks:
-            return
+        if tracks:
+            self._write(self._track_states_job(tracks))
+
+    def _track_states_job(self, tracks: Sequence[Track]) -> Callable[[Cursor], None]:
         rows = [(int(t.track_id), *codec.track_row(t)) for t in tracks]
         cols = codec.TRACK_COLUMNS
         names = [c.strip() for c in cols.split(",")]
@@ -373,7 +386,7 @@ class SqlStore:
             cur.executemany(upsert, rows)
             self._append(cur, "track_states", f"track_id, {cols}", rows)
 
-        self._write(job)
+        return job
 
     def end_tracks(self, track_ids: Sequence[int], time_s: float) -> None:
         """Mark tracks ENDED at ``time_s`` (their last state stays as it was)."""
@@ -774,6 +787,110 @@ class SqlStore:
             [ANCHOR_KEY, time.time(), anchor.encode()],
         )
         return n
+
+    # -- scale-out: cell leases and a cell's committed step -----------------------------------
+    def claim_cells(self, owner: str, cell_ids: Sequence[int], lease_s: float, now: float) -> list[int]:
+        """Take the cells among ``cell_ids`` that are free, expired, or already ``owner``'s, until
+        ``now + lease_s``; returns the ones ``owner`` now holds (sorted). Atomic per cell: two
+        workers claiming the same free cell at once, one gets it."""
+        ids = sorted({int(c) for c in cell_ids})
+        if not ids:
+            return []
+        expires = float(now) + float(lease_s)
+        claim = self._sql(
+            "INSERT INTO cell_leases (cell_id, owner, expires_s) VALUES (?, ?, ?)"
+            " ON CONFLICT (cell_id) DO UPDATE SET owner = excluded.owner, expires_s = excluded.expires_s"
+            " WHERE cell_leases.owner = excluded.owner OR cell_leases.expires_s < ?"
+        )
+        rows = [(c, owner, expires, float(now)) for c in ids]
+
+        def job(cur: Cursor) -> list[int]:
+            cur.executemany(claim, rows)
+            return self._owned(cur, owner, ids)
+
+        return self._write(job)
+
+    def renew_cells(self, owner: str, cell_ids: Sequence[int], lease_s: float, now: float) -> list[int]:
+        """Extend ``owner``'s leases of ``cell_ids`` to ``now + lease_s`` (also one that expired but
+        nobody took since); returns the cells still held (sorted): the others were taken over."""
+        ids = sorted({int(c) for c in cell_ids})
+        if not ids:
+            return []
+        sql = self._sql("UPDATE cell_leases SET expires_s = ? WHERE cell_id = ? AND owner = ?")
+        rows = [(float(now) + float(lease_s), c, owner) for c in ids]
+
+        def job(cur: Cursor) -> list[int]:
+            cur.executemany(sql, rows)
+            return self._owned(cur, owner, ids)
+
+        return self._write(job)
+
+    def release_cells(self, owner: str, cell_ids: Sequence[int]) -> None:
+        """Give up ``owner``'s leases of ``cell_ids`` (another worker may claim them at once)."""
+        sql = self._sql("DELETE FROM cell_leases WHERE cell_id = ? AND owner = ?")
+        rows = [(int(c), owner) for c in cell_ids]
+        if rows:
+            self._write(lambda cur: cur.executemany(sql, rows))
+
+    def cell_leases(self) -> dict[int, tuple[str, float]]:
+        """Every lease: cell id -> (owner, expires_s)."""
+        rows = self._query("SELECT cell_id, owner, expires_s FROM cell_leases ORDER BY cell_id")
+        return {int(c): (str(o), float(e)) for c, o, e in rows}
+
+    def _owned(self, cur: Cursor, owner: str, ids: list[int]) -> list[int]:
+        cur.execute(self._sql("SELECT cell_id FROM cell_leases WHERE owner = ?"), [owner])
+        mine = {int(r[0]) for r in cur.fetchall()}
+        return [c for c in ids if c in mine]
+
+    def commit_cell(
+        self,
+        cell_id: int,
+        owner: str,
+        *,
+        observations: Sequence[Observation],
+        obs_ids: Sequence[str],
+        tracks: Sequence[Track],
+        ended_ids: Sequence[int],
+        ended_s: float,
+        state_key: str,
+        state_blob: bytes,
+    ) -> int:
+        """A tracker worker's step of one cell, in one transaction, only while ``owner`` holds the
+        cell's lease (else :class:`LeaseLost`, nothing written): the observations (each once: one
+        whose ``obs_id`` is stored already is skipped), the track states, the ended tracks and the
+        cell's state blob. Returns how many observations were new."""
+        if len(obs_ids) != len(observations):
+            raise ValueError("one observation id per observation")
+        obs_rows = [codec.obs_row(o) for o in observations]
+        codec.locate_polar(obs_rows, observations, self._sites)
+        obs_rows = [(*r, str(i)) for r, i in zip(obs_rows, obs_ids, strict=True)]
+        states = self._track_states_job(tracks) if tracks else None
+        end = self._sql("UPDATE tracks SET status = ?, ended_s = ? WHERE track_id = ?")
+        end_rows = [(int(TrackStatus.ENDED), float(ended_s), int(i)) for i in ended_ids]
+        lease = self._sql(f"SELECT owner FROM cell_leases WHERE cell_id = ?{self._for_update}")
+        save = self._sql(
+            "INSERT INTO state (key, time_s, blob) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET time_s = excluded.time_s, blob = excluded.blob"
+        )
+
+        def job(cur: Cursor) -> int:
+            cur.execute(lease, [int(cell_id)])
+            found = cur.fetchone()
+            if found is None or str(found[0]) != owner:
+                holder = "nobody" if found is None else repr(str(found[0]))
+                raise LeaseLost(f"{self.name}: cell {cell_id} is held by {holder}, not {owner!r}")
+            new = 0
+            if obs_rows:
+                columns = codec.OBS_COLUMNS + ", obs_id"
+                new = self._append(cur, "observations", columns, obs_rows, unique="obs_id")
+            if states is not None:
+                states(cur)
+            if end_rows:
+                cur.executemany(end, end_rows)
+            cur.execute(save, [state_key, time.time(), bytes(state_blob)])
+            return new
+
+        return self._write(job)
 
     def count(self, table: str = "observations") -> int:
         if table not in TABLES:

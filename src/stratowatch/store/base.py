@@ -46,6 +46,7 @@ TABLES = (
     "state",
     "principals",
     "revoked_tokens",
+    "cell_leases",
 )
 
 _DAY_S = 86_400.0
@@ -53,6 +54,10 @@ _DAY_S = 86_400.0
 
 class StoreError(RuntimeError):
     """The database cannot be opened or written; the message names the database."""
+
+
+class LeaseLost(StoreError):
+    """A cell's work was not committed: its lease no longer names the worker (another took it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +220,25 @@ class Store(Protocol):
     def token_revoked(self, jti: str) -> bool: ...
     def load_state(self, key: str) -> bytes | None: ...
     def apply_retention(self, now_s: float) -> dict[str, int]: ...
+
+    # scale-out: leases of geographic cells and a cell's step committed at once
+    def claim_cells(self, owner: str, cell_ids: Sequence[int], lease_s: float, now: float) -> list[int]: ...
+    def renew_cells(self, owner: str, cell_ids: Sequence[int], lease_s: float, now: float) -> list[int]: ...
+    def release_cells(self, owner: str, cell_ids: Sequence[int]) -> None: ...
+    def cell_leases(self) -> dict[int, tuple[str, float]]: ...
+    def commit_cell(
+        self,
+        cell_id: int,
+        owner: str,
+        *,
+        observations: Sequence[Observation],
+        obs_ids: Sequence[str],
+        tracks: Sequence[Track],
+        ended_ids: Sequence[int],
+        ended_s: float,
+        state_key: str,
+        state_blob: bytes,
+    ) -> int: ...
     def count(self, table: str = "observations") -> int: ...
     def close(self) -> None: ...
     def __enter__(self) -> Store: ...

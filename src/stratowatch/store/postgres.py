@@ -121,10 +121,17 @@ class PostgresStore(SqlStore):
     def _identity_match(self) -> str:
         return "EXISTS (SELECT 1 FROM json_array_elements_text(identities::json) AS ids(v) WHERE ids.v ~ ?)"
 
-    def _append(self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    _for_update = " FOR UPDATE"
+
+    def _append(
+        self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]], unique: str = ""
+    ) -> int:
+        if unique:  # COPY cannot skip conflicting rows
+            return super()._append(cur, table, columns, rows, unique)
         with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+        return len(rows)
 
     def _limit(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         sql, params = super()._limit(limit, offset)

@@ -134,15 +134,18 @@ class SqliteStore(SqlStore):
             [box[0], box[2], box[1], box[3]],
         )
 
-    def _append(self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    def _append(
+        self, cur: Cursor, table: str, columns: str, rows: list[tuple[Any, ...]], unique: str = ""
+    ) -> int:
         # The write lock is held (BEGIN IMMEDIATE): every id above the current maximum is ours.
         last = cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
-        super()._append(cur, table, columns, rows)
+        inserted = super()._append(cur, table, columns, rows, unique)
         cur.execute(
             f"INSERT INTO {table}_rtree SELECT id, lat_deg, lat_deg, lon_deg, lon_deg FROM {table}"
             " WHERE id > ? AND lat_deg IS NOT NULL AND lon_deg IS NOT NULL",
             (last,),
         )
+        return inserted
 
     def _identity_match(self) -> str:
         return "sw_identity_match(?, identities)"
