@@ -21,7 +21,8 @@ growth, and merging of duplicate tracks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -301,6 +302,82 @@ class Tracker:
                 )
             )
         return out
+
+    # ------------------------------------------------------------------ hand-over between trackers
+    #: TrackArrays fields that carry this tracker's own codes (converted on export) or a cache.
+    _LOCAL_FIELDS = ("identity", "sensor_mask", "xc", "Pc")
+
+    def export_tracks(self, track_ids: npt.ArrayLike) -> dict[str, Any]:
+        """The full state of the given live tracks (unknown ids are left out), free of this
+        tracker's codes: identities as strings, contributing sensors as their ids. Another
+        tracker's :meth:`import_tracks` takes them with the same ids (a hand-over between cells)."""
+        tr = self.tracks
+        rows = np.flatnonzero(np.isin(tr.track_id, np.asarray(track_ids, dtype=np.int64)))
+        doc: dict[str, Any] = {
+            f.name: getattr(tr, f.name)[rows].copy() for f in fields(tr) if f.name not in self._LOCAL_FIELDS
+        }
+        doc["models"] = [m.name for m in self.models]
+        doc["identity"] = [self.identities.name(int(c)) or "" for c in tr.identity[rows]]
+        bits = {b: sid for sid, b in self._sensor_bits.items()}
+        doc["sensors"] = [[bits[b] for b in sorted(bits) if int(m) >> b & 1] for m in tr.sensor_mask[rows]]
+        return doc
+
+    def import_tracks(self, doc: Mapping[str, Any]) -> IntArray:
+        """Insert exported tracks (:meth:`export_tracks`) keeping their ids; returns the ids taken.
+        A track this tracker already has under the same id is replaced when the import is newer
+        (its last update is later) and kept otherwise, so importing twice changes nothing."""
+        names = [m.name for m in self.models]
+        if list(doc["models"]) != names:
+            raise ValueError(f"tracks of motion models {list(doc['models'])}, this tracker has {names}")
+        tr = self.tracks
+        ids = np.asarray(doc["track_id"], dtype=np.int64)
+        t_s = np.asarray(doc["t_s"], dtype=np.float64)
+        rows = np.searchsorted(tr.track_id, ids) if len(tr) else np.zeros(ids.size, np.int64)
+        rows = np.minimum(rows, max(len(tr) - 1, 0))
+        have = (tr.track_id[rows] == ids) if len(tr) else np.zeros(ids.size, bool)
+        take = ~have | (t_s > (tr.t_s[rows] if len(tr) else t_s))
+        if not np.any(take):
+            return np.empty(0, np.int64)
+        if np.any(have & take):
+            tr.keep(~np.isin(tr.track_id, ids[have & take]))
+        sel = np.flatnonzero(take)
+        for sensors in doc["sensors"]:
+            for sid in sensors:
+                self.sensors.setdefault(sid, Sensor(sensor_id=sid))
+        masks = np.array(
+            [
+                np.bitwise_or.reduce(
+                    [
+                        np.uint64(0),
+                        *(np.uint64(1) << np.uint64(self._sensor_bit(sid)) for sid in doc["sensors"][i]),
+                    ]
+                )
+                for i in sel
+            ],
+            dtype=np.uint64,
+        )
+        new = TrackArrays(
+            **{
+                f.name: np.asarray(doc[f.name])[sel].astype(getattr(tr, f.name).dtype)
+                for f in fields(tr)
+                if f.name not in self._LOCAL_FIELDS
+            },
+            identity=self.identities.codes(doc["identity"][i] or None for i in sel),
+            sensor_mask=masks,
+            xc=np.zeros((sel.size, 6)),
+            Pc=np.zeros((sel.size, 6, 6)),
+        )
+        new.refresh()
+        tr.append(new)
+        tr.keep(np.argsort(tr.track_id, kind="stable"))  # rows stay in id order
+        return ids[sel]
+
+    def remove_tracks(self, track_ids: npt.ArrayLike) -> int:
+        """Drop the given tracks (handed over elsewhere) without counting them as deletions."""
+        gone = np.isin(self.tracks.track_id, np.asarray(track_ids, dtype=np.int64))
+        if np.any(gone):
+            self.tracks.keep(~gone)
+        return int(gone.sum())
 
     def _up(self, pos: FloatArray) -> FloatArray:
         """Local vertical unit vectors (n, 3) at frame positions."""

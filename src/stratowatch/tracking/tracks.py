@@ -63,7 +63,8 @@ class TrackArrays:
         for f in fields(self):
             setattr(self, f.name, np.concatenate([getattr(self, f.name), getattr(other, f.name)]))
 
-    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
+    def keep(self, mask: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> None:
+        """Keep the rows of a boolean mask, or the rows at the given indices in their order."""
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name)[mask])
 
