@@ -19,6 +19,7 @@ from stratowatch.config import load_settings
 from stratowatch.model import Observation, Sensor
 from stratowatch.service.pipeline import Pipeline
 from stratowatch.store import open_store
+from stratowatch.store.scoped import ScopedStore
 from stratowatch.weather.grid import WindGrid
 
 CHROMIUM = "/usr/bin/chromium"
@@ -65,8 +66,10 @@ class LiveService:
         }
         base.update(settings or {})
         self.settings = load_settings(None, env={}, **base)
-        self.store = open_store(self.settings.store_url)
-        self.pipeline = Pipeline(self.settings, self.store, winds=winds, sensors=sensors)
+        self.raw_store = open_store(self.settings.store_url)
+        self.pipeline = Pipeline(self.settings, self.raw_store, winds=winds, sensors=sensors)
+        #: what the node's own people see (its own picture; partners' pictures are kept apart)
+        self.store = ScopedStore(self.raw_store, "")
         self.app = create_app(self.pipeline, heartbeat_s=1.0, picture_ttl_s=0.0, freeze_gc=False)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -100,7 +103,7 @@ class LiveService:
         self.server.should_exit = True
         self.thread.join(10.0)
         self.pipeline.close()
-        self.store.close()
+        self.raw_store.close()
 
 
 def launch_chromium(playwright: Any, **kw: Any) -> Any:
