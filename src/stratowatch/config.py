@@ -160,6 +160,9 @@ class PredictionSettings(_Section):
     moved_m: float = Field(default=20_000.0, gt=0)  # refresh when the track is this far from the last start
     workers: int = Field(default=1, ge=1, le=64)
     classes: tuple[Literal["balloon", "unknown", "aircraft"], ...] = ("balloon", "unknown")
+    #: A dask.distributed scheduler (``tcp://host:8786``) to run the ensembles on instead of the
+    #: local process pool (``stratowatch serve --dask-scheduler``); needs ``stratowatch[scale]``.
+    dask_scheduler: str | None = None
 
 
 class PipelineSettings(_Section):
@@ -187,6 +190,27 @@ class RetentionConfig(_Section):
         from stratowatch.store.base import RetentionSettings
 
         return RetentionSettings.from_mapping(self.model_dump(exclude={"every_s"}))
+
+
+class ScaleSettings(_Section):
+    """Scale-out (:mod:`stratowatch.service.cellworker`): the cells of the world every ingest and
+    track process shares (``cell_size_deg`` must divide 180 and be the same everywhere), how long a
+    tracker worker's lease of a cell lasts without renewal (``lease_s``: how soon a dead worker's
+    cells are taken over), which cells this worker may own (``cells``: none given, any cell with
+    traffic), at most how many (``max_cells``, 0: no limit), how far from a cell's edge an
+    observation also goes to the neighbour (``halo_km``: more than a target moves between two of
+    its reports), the durable consumers' redelivery wait (``ack_wait_s``) and fetch size, and the
+    position gate (``merge_d2``, squared Mahalanobis distance) that merges a handed-over track
+    with a local twin."""
+
+    cell_size_deg: float = Field(default=10.0, ge=0.1, le=90.0)
+    lease_s: float = Field(default=15.0, gt=0)
+    cells: list[int] | None = None
+    max_cells: int = Field(default=0, ge=0)
+    halo_km: float = Field(default=50.0, ge=0)
+    ack_wait_s: float = Field(default=60.0, gt=0)
+    fetch_batch: int = Field(default=64, ge=1, le=10_000)
+    merge_d2: float = Field(default=16.0, gt=0)
 
 
 class PeerSettings(_Section):
@@ -250,6 +274,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     retention: RetentionConfig = RetentionConfig()
     federation: FederationSettings = FederationSettings()
+    scale: ScaleSettings = ScaleSettings()
     base_dir: str = "."  # where relative paths are resolved (the config file's directory)
 
     @field_validator("store_url")

@@ -6,6 +6,12 @@ Subjects and streams (one stream per family, file storage)::
     SW_TRACKS   sw.tracks, sw.predictions      the pipeline's track and prediction events
     SW_ALERTS   sw.alerts, sw.incidents        alert and incident changes
     SW_PARTNER  sw.partner.<partner>           partner feeds (shared tracks)
+    SW_CELLS    sw.cell.<cell>.obs             observations routed to a geographic cell (columnar,
+                sw.cell.<cell>.handover        full observations); tracks handed over to the cell
+
+One subject tree per cell (``sw.cell.<cell>.>``), so that one durable consumer per cell receives
+its observations and its hand-overs in stream order (nats-server 2.9 filters a consumer by one
+subject). See :mod:`stratowatch.service.cellworker`.
 
 :class:`NatsBus` has the :class:`~stratowatch.service.bus_base.Bus` surface of the in-process
 bus (``publish(topic, event)``, ``subscribe(topics, maxsize)`` with a bounded, drop-oldest
@@ -79,12 +85,14 @@ STREAMS: dict[str, tuple[str, ...]] = {
     "SW_TRACKS": ("sw.tracks", "sw.predictions"),
     "SW_ALERTS": ("sw.alerts", "sw.incidents"),
     "SW_PARTNER": ("sw.partner.>",),
+    "SW_CELLS": ("sw.cell.>",),
 }
 #: What a subscription to every topic ('*') receives: events, not observations.
 EVENT_SUBJECTS = ("sw.tracks", "sw.predictions", "sw.alerts", "sw.incidents", "sw.partner.>")
 HEADER_FORMAT = "Sw-Format"
 FORMAT_JSON = "json"
 FORMAT_COLUMNAR = "columnar-v1"
+FORMAT_HANDOVER = "handover-v1"
 MSG_ID = "Nats-Msg-Id"
 
 _TOKEN_BAD = re.compile(r"[^A-Za-z0-9_\-]")
@@ -115,6 +123,21 @@ def topic_subject(topic: str) -> str:
 
 def observation_subject(source: str, sensor_id: str) -> str:
     return f"{PREFIX}.obs.{token(source)}.{token(sensor_id)}"
+
+
+def cell_subject(cell_id: int) -> str:
+    """Where the observations routed to a cell go."""
+    return f"{PREFIX}.cell.{int(cell_id)}.obs"
+
+
+def handover_subject(cell_id: int) -> str:
+    """Where tracks handed over to a cell go."""
+    return f"{PREFIX}.cell.{int(cell_id)}.handover"
+
+
+def cell_filter(cell_id: int) -> str:
+    """A consumer filter for everything of one cell (observations and hand-overs, in order)."""
+    return f"{PREFIX}.cell.{int(cell_id)}.>"
 
 
 def stream_for(subject: str) -> str:
@@ -152,11 +175,15 @@ _COLUMNS = (
 )
 
 
-def encode_batch(batch: ObservationBatch, identities: IdentityCodes) -> bytes:
+def encode_batch(
+    batch: ObservationBatch, identities: IdentityCodes, extra: dict[str, Any] | None = None
+) -> bytes:
     """An ObservationBatch as bytes: a JSON header (names, dtypes, shapes, strings) and raw columns.
 
     Identity codes are local to a process, so the header carries the identity strings the rows
-    use and the rows index into that list; :func:`decode_batch` re-interns them.
+    use and the rows index into that list; :func:`decode_batch` re-interns them. ``extra`` (JSON)
+    rides in the header for :func:`batch_extra` (the cell stream keeps there what an Observation
+    has and the columns do not: ids, labels, originators, callsigns, sources).
     """
     codes = np.asarray(batch.identity, dtype=np.int64)
     used = np.unique(codes[codes >= 0])
@@ -175,13 +202,13 @@ def encode_batch(batch: ObservationBatch, identities: IdentityCodes) -> bytes:
             "identities": [identities.name(int(c)) for c in used],
             "category": list(batch.category),
             "columns": columns,
+            **({"extra": extra} if extra is not None else {}),
         }
     )
     return b"".join([_MAGIC, len(header).to_bytes(4, "little"), header, *(a.tobytes() for a in arrays)])
 
 
-def decode_batch(data: bytes, identities: IdentityCodes) -> ObservationBatch:
-    """The inverse of :func:`encode_batch` (identity strings interned into ``identities``)."""
+def _header(data: bytes) -> tuple[dict[str, Any], int]:
     if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 4:
         raise BusFormatError("not a columnar observation batch (bad magic)")
     at = len(_MAGIC)
@@ -191,7 +218,19 @@ def decode_batch(data: bytes, identities: IdentityCodes) -> ObservationBatch:
         header = json.loads(data[at : at + size])
     except ValueError as exc:
         raise BusFormatError(f"columnar batch header: {exc}") from None
-    at += size
+    if not isinstance(header, dict):
+        raise BusFormatError("columnar batch header: not a JSON object")
+    return header, at + size
+
+
+def batch_extra(data: bytes) -> dict[str, Any]:
+    """The ``extra`` document :func:`encode_batch` was given ({} when none)."""
+    return dict(_header(data)[0].get("extra") or {})
+
+
+def decode_batch(data: bytes, identities: IdentityCodes) -> ObservationBatch:
+    """The inverse of :func:`encode_batch` (identity strings interned into ``identities``)."""
+    header, at = _header(data)
     cols: dict[str, npt.NDArray[Any]] = {}
     for name, dtype, shape in header["columns"]:
         dt = np.dtype(dtype)
@@ -459,8 +498,23 @@ class NatsBus:
 
     # ---- publishing
     def publish(self, topic: str, event: dict[str, Any], *, msg_id: str | None = None) -> None:
-        """Publish a JSON event on ``sw.<topic>`` (the Bus protocol). See the module docstring."""
-        self.publish_bytes(topic_subject(topic), _dumps(event), msg_id=msg_id)
+        """Publish a JSON event on ``sw.<topic>`` (the Bus protocol). See the module docstring.
+
+        A topic no stream keeps (``geofences``: a notice for live streams) goes out on core NATS,
+        at most once, to the live subscribers (JetStream would refuse it, and resend forever)."""
+        subject = topic_subject(topic)
+        try:
+            stream_for(subject)
+        except ValueError:
+            data = _dumps(event)
+
+            async def send() -> None:
+                assert self._nc is not None
+                await self._nc.publish(subject, data)
+
+            self._call(send())
+            return
+        self.publish_bytes(subject, _dumps(event), msg_id=msg_id)
 
     def publish_bytes(
         self,
@@ -535,6 +589,29 @@ class NatsBus:
                 headers={HEADER_FORMAT: FORMAT_COLUMNAR},
             )
         return len(sensors)
+
+    def publish_cell(
+        self, cell_id: int, data: bytes, *, msg_id: str, handover: bool = False
+    ) -> concurrent.futures.Future[PubAck]:
+        """A cell message (:mod:`stratowatch.service.cellworker` encodes it): observations routed
+        to the cell, or (``handover``) tracks handed over to it. ``msg_id`` makes it idempotent."""
+        subject = handover_subject(cell_id) if handover else cell_subject(cell_id)
+        return self.publish_bytes(
+            subject,
+            data,
+            msg_id=msg_id,
+            headers={HEADER_FORMAT: FORMAT_HANDOVER if handover else FORMAT_COLUMNAR},
+        )
+
+    def cells_with_messages(self) -> list[int]:
+        """The cells whose subjects hold messages in the SW_CELLS stream (observations or hand-overs)."""
+
+        async def run() -> list[int]:
+            info = await self.js.stream_info("SW_CELLS", subjects_filter=f"{PREFIX}.cell.>")
+            subjects = info.state.subjects or {}
+            return sorted({int(s.split(".")[2]) for s in subjects if s.split(".")[2].isdigit()})
+
+        return self._call(run())
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until every queued publish is acknowledged by its stream. False on timeout."""
@@ -682,17 +759,23 @@ class NatsBus:
         start_seq: int | None = None,
         max_deliver: int = -1,
         remember_acked: int = 100_000,
+        reset: bool = False,
     ) -> DurableConsumer:
         """Bind to (creating if new) the durable pull consumer ``name`` on ``subject``.
 
         A new consumer starts at the stream's first message, or at ``start_seq``; an existing
         one keeps its acknowledged position (settings given here apply to new consumers only).
+        ``reset`` deletes an existing one first, so that delivery starts again at ``start_seq``
+        (a tracker worker taking a cell over resumes from its snapshot's stream position).
         The consumer remembers the ids of its last ``remember_acked`` acknowledged messages and
         drops them if the server delivers them again (see :attr:`DurableConsumer.suppressed`).
         """
         stream = stream_for(subject)
 
         async def make() -> JetStreamContext.PullSubscription:
+            if reset:
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await self.js.delete_consumer(stream, name)
             try:
                 await self.js.consumer_info(stream, name)
             except nats.js.errors.NotFoundError:
@@ -839,7 +922,7 @@ class DurableConsumer:
     async def _fetch(self, batch: int, timeout_s: float) -> list[BusMessage]:
         try:
             msgs = await self._psub.fetch(batch, timeout=timeout_s)
-        except nats.errors.TimeoutError:
+        except (TimeoutError, nats.errors.TimeoutError):  # nats-py raises either when idle
             return []
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
             log.warning("consumer %s: %s; retrying after a pause", self.name, exc)
@@ -927,8 +1010,12 @@ __all__ = [
     "NatsBus",
     "NatsSettings",
     "PubAck",
+    "batch_extra",
+    "cell_filter",
+    "cell_subject",
     "decode_batch",
     "encode_batch",
+    "handover_subject",
     "observation_id",
     "observation_subject",
     "open_nats_bus",
