@@ -30,7 +30,7 @@ import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -101,12 +101,19 @@ def _regions(specs: Sequence[tuple[str, str, str, tuple[Any, ...]]]) -> list[Any
 SPAGHETTI_MEMBERS = 30
 
 
-def run_job(job: PredictionJob) -> dict[str, Any]:
-    """Run one ensemble in a worker (after :func:`init_worker`) and build the payload."""
+def run_job_on(grid: WindGrid, job: PredictionJob) -> dict[str, Any]:
+    """:func:`run_job` with the wind field passed in (a Dask task gets it scattered once)."""
+    return run_job(job, grid)
+
+
+def run_job(job: PredictionJob, grid: WindGrid | None = None) -> dict[str, Any]:
+    """Run one ensemble in a worker (after :func:`init_worker`, or on ``grid``) and build the
+    payload. The ensemble is seeded by the job: the same payload wherever it runs."""
     from stratowatch.prediction import TrackState, cones, predict_track, region_arrival
     from stratowatch.prediction.output import cone_lead_indices, member_lines, to_geojson
 
-    grid: WindGrid = _WORKER["grid"]
+    if grid is None:
+        grid = _WORKER["grid"]
     names = {gid: name for gid, name, _k, _d in job.regions}
     base: dict[str, Any] = {
         "track_id": job.track_id,
@@ -165,19 +172,37 @@ class _Last:
     label: str
 
 
+def dask_executor(settings: PredictionSettings) -> Any:
+    """The :class:`~stratowatch.prediction.executors.DaskExecutor` of ``dask_scheduler``, or None."""
+    if not settings.dask_scheduler:
+        return None
+    from stratowatch.prediction.executors import DaskExecutor
+
+    return DaskExecutor(settings.dask_scheduler)
+
+
 class PredictionScheduler:
-    """Decides, submits and collects predictions; never waits for a worker."""
+    """Decides, submits and collects predictions; never waits for a worker.
+
+    ``executor``: a :class:`concurrent.futures.Executor` whose workers ran :func:`init_worker`,
+    or an :class:`~stratowatch.prediction.executors.EnsembleExecutor` (``LocalExecutor``,
+    ``DaskExecutor``: the wind field is shared with its workers once). None: a Dask cluster when
+    ``settings.dask_scheduler`` names one, else a spawn process pool of ``settings.workers``."""
 
     def __init__(
         self,
         settings: PredictionSettings,
         grid: WindGrid,
         geofences: Sequence[Geofence] = (),
-        executor: Executor | None = None,
+        executor: Executor | Any | None = None,
     ) -> None:
         self.settings = settings
         self.grid = grid
         self.set_geofences(geofences)
+        if executor is None:
+            executor = dask_executor(settings)
+        #: the wind field as the executor's tasks take it (EnsembleExecutor), else None
+        self._shared_grid: Any = executor.share(grid) if hasattr(executor, "share") else None
         if executor is None:
             executor = ProcessPoolExecutor(
                 max_workers=settings.workers,
@@ -239,7 +264,10 @@ class PredictionScheduler:
                 seed=t.track_id,
                 regions=self.regions,
             )
-            self._in_flight[t.track_id] = self._executor.submit(run_job, job)
+            if self._shared_grid is not None:
+                self._in_flight[t.track_id] = self._executor.submit(run_job_on, self._shared_grid, job)
+            else:
+                self._in_flight[t.track_id] = self._executor.submit(run_job, job)
             self._last[t.track_id] = _Last(float(t.time_s), t.lat_deg, t.lon_deg, label)
             self.submitted += 1
             n += 1
@@ -280,4 +308,8 @@ class PredictionScheduler:
             wait(list(self._in_flight.values()), timeout=timeout_s)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        shutdown = getattr(self._executor, "shutdown", None)
+        if shutdown is not None:
+            shutdown(wait=True, cancel_futures=True)
+        else:  # an EnsembleExecutor
+            cast(Any, self._executor).close()
