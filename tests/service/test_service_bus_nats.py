@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats.errors
 import numpy as np
 import pytest
 
@@ -22,11 +23,13 @@ from stratowatch.model import IdentityCodes, MeasurementKind, Observation, Obser
 from stratowatch.service.bus import InProcessBus
 from stratowatch.service.bus_base import Bus
 from stratowatch.service.bus_nats import (
+    BusFormatError,
     BusUnavailable,
     NatsBus,
     NatsSettings,
     decode_batch,
     encode_batch,
+    join_parts,
     observation_id,
     stream_for,
 )
@@ -63,8 +66,9 @@ def _free_port() -> int:
 class NatsServer:
     """One nats-server -js process on a port and store directory; kill -9 and start again."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(self, store_dir: Path, config: str | None = None) -> None:
         self.store_dir = store_dir
+        self.config = config  # nats-server configuration text (e.g. "max_payload: 65536")
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = store_dir / "server.log"
@@ -76,8 +80,13 @@ class NatsServer:
     def start(self) -> None:
         assert BINARY is not None
         self.log.write_text("")
+        extra: list[str] = []
+        if self.config is not None:
+            conf = self.store_dir / "server.conf"
+            conf.write_text(self.config + "\n")
+            extra = ["-c", str(conf)]
         self.proc = subprocess.Popen(
-            [BINARY, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir),
+            [BINARY, *extra, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir),
              "-l", str(self.log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -323,6 +332,50 @@ def test_live_subscription_is_bounded_and_follows_topics(bus: NatsBus) -> None:
     # the durable streams hold them too, in order
     alerts = [m.event()["alert_id"] for m in bus.replay("sw.alerts", 1)]
     assert alerts[-8:] == [f"a{k}" for k in range(8)]
+
+
+def test_events_larger_than_the_servers_max_payload_go_in_parts_and_never_jam_the_outbox(
+    tmp_path: Path,
+) -> None:
+    """A picture of thousands of tracks is larger than a NATS message may be (1 MB by default;
+    64 KiB here): the bus sends it in parts, live subscribers get it whole, durable consumers get
+    parts that join to it; what cannot be split is a clear error, and later messages still flow."""
+    srv = NatsServer(tmp_path, config="max_payload: 65536")
+    srv.start()
+    bus = NatsBus(NatsSettings(url=srv.url, connect_deadline_s=5.0))
+    try:
+        live = bus.subscribe(["tracks"])
+        consumer = bus.durable("parts", "sw.tracks")
+        tracks = [
+            {"track_id": i, "lat_deg": 45.0 + i * 1e-4, "reasons": ["drifts with the wind"] * 3}
+            for i in range(2000)
+        ]
+        event = {"time_s": 10.0, "audience": "", "cell": 7, "tracks": tracks, "ended": [1, 2]}
+        bus.publish("tracks", event, msg_id="tracks:7:1")
+        assert bus.flush(10.0)
+        parts = [m.event() for m in consumer.fetch(100, timeout_s=2.0)]
+        assert len(parts) >= 2 and [p["part"] for p in parts] == list(range(len(parts)))
+        assert all(p["parts"] == len(parts) and p["ended"] == [1, 2] for p in parts)
+        assert join_parts(parts) == event
+        deadline = time.monotonic() + 5.0
+        while not len(live) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert live.drain() == [("tracks", event)]
+        bus.publish("tracks", event, msg_id="tracks:7:1")  # a re-publish is stored once, part by part
+        assert bus.flush(10.0) and consumer.fetch(100, timeout_s=0.5) == []
+        with pytest.raises(BusFormatError, match="cannot be split"):
+            bus.publish("alerts", {"alert_id": "a1", "text": "x" * 100_000})
+        too_big = bus.publish_bytes("sw.alerts", b"{}" + b" " * 100_000)
+        with pytest.raises(nats.errors.MaxPayloadError):
+            too_big.result(10.0)
+        bus.publish("alerts", {"alert_id": "a2"})
+        assert bus.flush(10.0)  # nothing stuck behind the refused message
+        assert [m.event()["alert_id"] for m in bus.replay("sw.alerts", 1)] == ["a2"]
+        consumer.close()
+        live.close()
+    finally:
+        bus.close()
+        srv.stop()
 
 
 def test_server_kill9_and_restart_loses_nothing_and_redelivers_nothing_acknowledged(tmp_path: Path) -> None:

@@ -234,6 +234,18 @@ def test_balloon_crossing_a_cell_edge_keeps_its_id_across_two_workers(
         ]
         other = [tr for tr in store.tracks(limit=None) if abs(tr.lat_deg - 44.0) < 0.5]
         assert len(other) == 1 and first_track_id(west) <= other[0].track_id < first_track_id(west + 1)
+        # each committed step published its cell's classified picture on sw.tracks for the other
+        # roles: the balloon under one id, in the west cell's events, then handed, then the east's
+        events = [m.event() for m in bus.replay("sw.tracks", 1, 10_000)]
+        assert events and all(e["audience"] == "" and e["cell"] in (west, east) for e in events)
+        seen = [(e["cell"], d) for e in events for d in e["tracks"] if d["track_id"] == track.track_id]
+        assert {c for c, _ in seen} == {west, east}
+        assert [c for c, _ in seen] == sorted((c for c, _ in seen), key=lambda c: c != west)  # west first
+        assert any(track.track_id in e["handed"] for e in events if e["cell"] == west)
+        assert not any(track.track_id in e["ended"] for e in events)
+        confirmed = [d for _, d in seen if d["status"] == "confirmed"]
+        assert confirmed and all(d["classification"]["label"] == "balloon" for d in confirmed[-5:])
+        assert all(d["classification"]["reasons"] for d in confirmed)
     finally:
         for w in workers:
             w.release()

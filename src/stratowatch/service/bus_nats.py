@@ -51,12 +51,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import threading
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -150,6 +151,66 @@ def stream_for(subject: str) -> str:
 
 
 # --------------------------------------------------------------------------- payloads
+
+#: The keys that identify the parts of one event (with the subject).
+PART_KEYS = ("time_s", "audience", "cell")
+
+
+def split_event(event: Mapping[str, Any], size: int, limit: int) -> list[dict[str, Any]]:
+    """An event too large for one message as parts: its longest list (a tracks event's
+    ``tracks``) cut into slices, each part the event with one slice and ``part``/``parts``
+    (0-based), ``part_key`` (which list). Every other key is repeated in each part.
+    ``size``: the encoded event's length."""
+    lists = [(len(_dumps(v)), str(k)) for k, v in event.items() if isinstance(v, list) and len(v) > 1]
+    if not lists:
+        raise BusFormatError(
+            f"an event of {size} bytes is larger than the server takes ({limit}) and cannot be split"
+        )
+    key = max(lists)[1]
+    items = list(event[key])
+    n = max(2, math.ceil(size / (0.8 * limit)))
+    while True:
+        cuts = np.array_split(np.arange(len(items)), min(n, len(items)))
+        parts = [
+            {**event, key: items[int(c[0]) : int(c[-1]) + 1], "part": k, "parts": len(cuts), "part_key": key}
+            for k, c in enumerate(cuts)
+        ]
+        if all(len(_dumps(p)) <= limit for p in parts):
+            return parts
+        if n >= len(items):
+            raise BusFormatError(f"one item of {key!r} is larger than the server takes ({limit} bytes)")
+        n = min(len(items), 2 * n)
+
+
+class PartAssembler:
+    """Puts the parts of split events (:func:`split_event`) back together for live subscribers;
+    whole events pass through. Keeps the few latest incomplete events only."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._pending: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+
+    def add(self, subject: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        n = doc.get("parts")
+        if not isinstance(n, int) or n < 2 or not isinstance(doc.get("part"), int):
+            return doc
+        key = (subject, n, *(json.dumps(doc.get(k)) for k in PART_KEYS))
+        got = self._pending.setdefault(key, {})
+        got[int(doc["part"])] = doc
+        if len(got) < n:
+            while len(self._pending) > self.keep:
+                del self._pending[next(iter(self._pending))]
+            return None
+        del self._pending[key]
+        return join_parts([got[k] for k in sorted(got)])
+
+
+def join_parts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The whole event from all its parts, in order."""
+    key = str(parts[0]["part_key"])
+    whole = {k: v for k, v in parts[0].items() if k not in ("part", "parts", "part_key")}
+    whole[key] = [x for p in parts for x in p[key]]
+    return whole
 
 
 def _dumps(doc: Any) -> bytes:
@@ -514,7 +575,20 @@ class NatsBus:
 
             self._call(send())
             return
-        self.publish_bytes(subject, _dumps(event), msg_id=msg_id)
+        data = _dumps(event)
+        limit = self._payload_limit()
+        if len(data) <= limit:
+            self.publish_bytes(subject, data, msg_id=msg_id)
+            return
+        # larger than the server takes in one message: in parts (see split_event)
+        for k, part in enumerate(split_event(event, len(data), limit)):
+            self.publish_bytes(subject, _dumps(part), msg_id=None if msg_id is None else f"{msg_id}/{k}")
+
+    def _payload_limit(self) -> int:
+        """The largest event body to send as one message: the server's ``max_payload`` less room
+        for the headers."""
+        server = self._nc.max_payload if self._nc is not None else 1 << 20
+        return max(4096, int(server) - 4096)
 
     def publish_bytes(
         self,
@@ -638,6 +712,18 @@ class NatsBus:
             if self._unacked == 0:
                 self._idle.notify_all()
 
+    def _failed(self, item: _Outgoing, exc: BaseException) -> None:
+        log.error(
+            "NATS bus: the server refuses a message on %s (%d bytes): %s", item.subject, len(item.data), exc
+        )
+        if item.done is not None and not item.done.done():
+            item.done.set_exception(exc)
+        self._room.release()
+        with self._idle:
+            self._unacked -= 1
+            if self._unacked == 0:
+                self._idle.notify_all()
+
     async def _run_outbox(self) -> None:
         assert self._outbox_ready is not None
         window_size = max(1, self.settings.max_in_flight)
@@ -682,6 +768,14 @@ class NatsBus:
                     results.append(error)
                 else:
                     results.append(f.result())
+            refused = set()
+            for i, r in enumerate(results):  # the server will never take these: fail, never resend
+                if isinstance(r, nats.errors.MaxPayloadError | nats.errors.BadSubjectError):
+                    self._failed(pending[i], r)
+                    refused.add(i)
+            if refused:
+                pending = [p for i, p in enumerate(pending) if i not in refused]
+                results = [r for i, r in enumerate(results) if i not in refused]
             first_bad = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), len(results))
             for item, r in zip(pending[:first_bad], results[:first_bad], strict=True):
                 ack = cast(api.PubAck, r)
@@ -710,13 +804,17 @@ class NatsBus:
         )
         cut = len(PREFIX) + 1
 
+        parts = PartAssembler()
+
         async def deliver(msg: Msg) -> None:
             try:
                 doc = json.loads(msg.data)
             except ValueError:
                 return  # a columnar observation batch: not an event
             if isinstance(doc, dict):
-                sub._put(msg.subject[cut:], doc)
+                whole = parts.add(msg.subject, doc)
+                if whole is not None:
+                    sub._put(msg.subject[cut:], whole)
 
         async def start() -> list[NatsSubscription]:
             assert self._nc is not None

@@ -36,7 +36,14 @@ unique across the deployment. Per cell it consumes the durable consumer ``sw-cel
    otherwise): the observations (each stored once, by id), the reported tracks' states, the
    tracks that ended, and the cell's snapshot (pickled tracker + the last applied stream sequence)
    under ``cell.<cell>``;
-4. **then** acknowledges the messages.
+4. publishes the cell's picture on ``tracks`` (``sw.tracks``): ``{"time_s", "audience": "",
+   "cell", "tracks": [...], "ended": [ids], "handed": [ids]}``, the tracks classified as the
+   single process classifies them (motion models, identities, the emitter categories the cell
+   has seen, the wind match when ``pipeline.classify_with_winds``): what the predict and alert
+   roles and the API streams follow (message id: cell and stream position, so a replay after a
+   crash publishes it once; a large cell goes in parts, see
+   :func:`~stratowatch.service.bus_nats.split_event`);
+5. **then** acknowledges the messages.
 
 A worker that dies (``kill -9``) stops renewing; once its leases expire another worker claims the
 cells, restores each snapshot and re-creates the cell's durable consumer at the snapshot's
@@ -56,8 +63,8 @@ born meanwhile from the plots across the edge: the older track (earlier first up
 id, the younger one goes (ended in the store if it had been reported).
 
 This is the node's own picture only: the per-partner releasability views of
-:class:`~stratowatch.service.pipeline.Pipeline` (one tracker per audience) stay single-node, and
-the workers do not classify with winds, predict or raise alerts (other roles do). Tracks of a cell
+:class:`~stratowatch.service.pipeline.Pipeline` (one tracker per audience) stay single-node. The
+workers do not predict or raise alerts (the predict and alert roles do, from ``sw.tracks``). Tracks of a cell
 coast and end when the cell's next message arrives (data time), not on the wall clock.
 """
 
@@ -92,10 +99,13 @@ from stratowatch.model import (
     ObservationBatch,
     Sensor,
     SourceRef,
+    Track,
     TrackStatus,
 )
 from stratowatch.service.cells import CellGrid
+from stratowatch.service.serialize import track_to_json
 from stratowatch.tracking import Tracker
+from stratowatch.weather.grid import WindGrid
 
 log = logging.getLogger(__name__)
 
@@ -322,12 +332,14 @@ def encode_handover(doc: Mapping[str, Any], from_cell: int) -> bytes:
     """Exported tracks (:meth:`Tracker.export_tracks`) as bytes: numpy arrays in an ``.npz``
     (no pickles: a message from the bus is never unpickled) and the strings as JSON."""
     buf = io.BytesIO()
-    arrays = {k: np.asarray(v) for k, v in doc.items() if k not in ("models", "identity", "sensors")}
+    strings = ("models", "identity", "sensors", "categories")
+    arrays = {k: np.asarray(v) for k, v in doc.items() if k not in strings}
     meta = {
         "from_cell": int(from_cell),
         "models": list(doc["models"]),
         "identity": list(doc["identity"]),
         "sensors": [list(s) for s in doc["sensors"]],
+        "categories": dict(doc.get("categories") or {}),
     }
     arrays["_meta"] = np.array(json.dumps(meta))
     np.savez(buf, allow_pickle=False, **arrays)
@@ -339,7 +351,12 @@ def decode_handover(data: bytes) -> tuple[dict[str, Any], int]:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         doc: dict[str, Any] = {k: z[k] for k in z.files if k != "_meta"}
         meta = json.loads(str(z["_meta"]))
-    doc.update(models=meta["models"], identity=meta["identity"], sensors=meta["sensors"])
+    doc.update(
+        models=meta["models"],
+        identity=meta["identity"],
+        sensors=meta["sensors"],
+        categories=dict(meta.get("categories") or {}),
+    )
     return doc, int(meta["from_cell"])
 
 
@@ -474,6 +491,8 @@ class CellState:
     time_s: float = -math.inf
     live_ids: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     recent: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    #: ADS-B emitter categories by identity name (``"icao:4ca1d3"`` -> ``"A3"``), for the classifier
+    categories: dict[str, str] = field(default_factory=dict)
     consumer: Any = None
 
     def snapshot(self) -> bytes:
@@ -486,6 +505,7 @@ class CellState:
                 "tracker": self.tracker,
                 "live_ids": self.live_ids,
                 "recent": self.recent,
+                "categories": self.categories,
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -518,9 +538,12 @@ class CellWorker:
         *,
         worker_id: str | None = None,
         sensors: Mapping[str, Sensor] | None = None,
+        winds: WindGrid | None = None,
         clock: Any = time.time,
     ) -> None:
         self.store = store
+        #: the wind field the classifier's drift match uses (``pipeline.classify_with_winds``)
+        self.winds = winds if settings.pipeline.classify_with_winds else None
         self.bus = bus
         self.settings = settings
         self.scale = settings.scale
@@ -600,6 +623,7 @@ class CellWorker:
                     time_s=float(snap["time_s"]),
                     live_ids=np.asarray(snap["live_ids"], np.int64),
                     recent=np.asarray(snap["recent"], np.int64),
+                    categories=dict(snap.get("categories") or {}),
                 )
             log.warning("cell %d: stored state of another version; starting afresh", cell)
         tracker = Tracker(self.sensors)
@@ -707,6 +731,8 @@ class CellWorker:
                 obs = [obs[i] for i in keep]
                 ids = [ids[i] for i in keep]
             state.recent = np.concatenate([state.recent, h[fresh]])[-RECENT_IDS:]
+            if batch.category:
+                _note_categories(state.categories, batch, tracker.identities)
             t = max(float(batch.time_s.max()), state.time_s)
             tracker.step_batch(t, batch)
             state.time_s = t
@@ -715,11 +741,7 @@ class CellWorker:
             self.stats.observations += len(obs)
             handed.extend(self._leaving(state, outgoing))
         t_now = state.time_s
-        reported = (
-            tracker.to_tracks(tracker.table(t_now), labels=self.labels, originator=self.settings.node.partner)
-            if math.isfinite(t_now)
-            else []
-        )
+        reported = self._report(state) if math.isfinite(t_now) else []
         ids_now = np.array([t.track_id for t in reported], dtype=np.int64)
         ended = np.setdiff1d(state.live_ids, np.concatenate([ids_now, np.asarray(handed, np.int64)]))
         state.live_ids = ids_now
@@ -742,6 +764,44 @@ class CellWorker:
         )
         self.stats.observations_stored += int(stored)
         self.stats.commits += 1
+        # then the cell's picture for the other roles (predict, alert, API streams): committed
+        # state only; a re-publish of the same step is stored once (its message id)
+        if math.isfinite(t_now):
+            self.bus.publish(
+                "tracks",
+                {
+                    "time_s": t_now,
+                    "audience": "",
+                    "cell": state.cell_id,
+                    "tracks": [track_to_json(t) for t in reported],
+                    "ended": ended.tolist(),
+                    "handed": sorted(set(handed)),
+                },
+                msg_id=f"tracks:{state.cell_id}:{last_seq}",
+            )
+
+    def _report(self, state: CellState) -> list[Track]:
+        """The cell's reported tracks at its data time, classified as the single process does
+        (motion models, identities, emitter categories, the wind match when configured)."""
+        from stratowatch.classify import classify_table
+        from stratowatch.service.pipeline import drift_wind_match
+
+        tracker = state.tracker
+        table = tracker.table(state.time_s)
+        names = [tracker.identities.name(int(c)) for c in table.identity.tolist()]
+        cats = [state.categories.get(n) if n else None for n in names]
+        wind = drift_wind_match(tracker, table, self.winds) if self.winds is not None and len(table) else None
+        classes = classify_table(
+            table,
+            [m.name for m in tracker.models],
+            tracker.identities,
+            winds=self.winds,
+            categories=cats,
+            wind=wind,
+        )
+        return tracker.to_tracks(
+            table, classifications=classes, labels=self.labels, originator=self.settings.node.partner
+        )
 
     def _leaving(self, state: CellState, outgoing: list[tuple[int, bytes, str]]) -> list[int]:
         """Hand over the confirmed tracks now in another cell; drop tentative ones born outside.
@@ -766,6 +826,7 @@ class CellWorker:
             rows = leave[where[leave] == dest]
             ids = tr.track_id[rows].copy()
             doc = tracker.export_tracks(ids)
+            doc["categories"] = {n: state.categories[n] for n in doc["identity"] if n in state.categories}
             mid = f"ho:{state.cell_id}>{dest}:" + ",".join(
                 f"{i}@{t!r}" for i, t in zip(ids.tolist(), tr.t_s[rows].tolist(), strict=True)
             )
@@ -780,6 +841,7 @@ class CellWorker:
         """Take handed-over tracks, and merge each with a local track of the same object born
         meanwhile (the older one keeps its id)."""
         tracker = state.tracker
+        state.categories.update(doc.get("categories") or {})
         ids = tracker.import_tracks(doc)
         self.stats.handovers_in += int(ids.size)
         if not ids.size:
@@ -812,6 +874,17 @@ class CellWorker:
             tracker.remove_tracks(sorted(losers))
 
 
+def _note_categories(categories: dict[str, str], batch: ObservationBatch, identities: IdentityCodes) -> None:
+    """Remember the emitter categories of identification messages (a few rows per batch)."""
+    for i in [i for i, c in enumerate(batch.category) if c]:
+        name = identities.name(int(batch.identity[i]))
+        if name:
+            categories[name] = str(batch.category[i])
+    if len(categories) > RECENT_IDS:  # bounded: the oldest entries go first
+        for name in list(categories)[: len(categories) - RECENT_IDS]:
+            del categories[name]
+
+
 def _cell_filter(cell: int) -> str:
     from stratowatch.service.bus_nats import cell_filter
 
@@ -830,7 +903,10 @@ def run_track_role(settings: Settings, stop: threading.Event, worker_id: str | N
     registry = sensor_registry(settings)
     store = open_store(settings.store_url, retention=settings.retention.store_settings())
     bus = open_nats_bus(settings.bus_url, name=f"stratowatch-track-{worker_id or os.getpid()}")
-    worker = CellWorker(store, bus, settings, worker_id=worker_id, sensors=registry.sensors)
+    from stratowatch.service.pipeline import wind_field
+
+    winds = wind_field(settings) if settings.pipeline.classify_with_winds else None
+    worker = CellWorker(store, bus, settings, worker_id=worker_id, sensors=registry.sensors, winds=winds)
     try:
         for s in registry.sensors.values():
             store.write_sensor(s)
