@@ -42,6 +42,40 @@ def test_picture_follows_track_events(pipeline: Pipeline, picture: Picture, stor
         assert [t["track_id"] for t in ended["items"]] == [100, 101] and ended["total"] == 2
 
 
+def test_picture_joins_the_cells_of_tracker_workers(pipeline: Pipeline, picture: Picture, store: Any) -> None:
+    """Tracker workers over cells publish one event per cell: the picture is every cell's
+    latest, a track handed between two cells listed once with its newer state."""
+    app = create_app(pipeline, picture_ttl_s=60.0, freeze_gc=False)
+
+    def cell_event(cell: int, t: float, tracks: list[Any], **kw: Any) -> None:
+        before = app.state.picture.bus_updates
+        docs = [track_to_json(x) for x in tracks]
+        pipeline.bus.publish("tracks", {"time_s": t, "audience": "", "cell": cell, "tracks": docs, **kw})
+        deadline = time.monotonic() + 5
+        while app.state.picture.bus_updates == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    with TestClient(app, headers=bearer(app)) as client:
+        client.get("/api/v1/tracks")  # the picture is started (and read from the store) first
+        cell_event(1, T0 + 1, [make_track(901, time_s=T0 + 1), make_track(902, time_s=T0 + 1)])
+        cell_event(2, T0 + 1, [make_track(903, time_s=T0 + 1)])
+        body = wait_for(client, {"limit": 1000}, 3)
+        assert sorted(t["track_id"] for t in body["items"]) == [901, 902, 903]
+        # 902 crosses into cell 2: cell 2 reports it before cell 1's next event drops it
+        cell_event(
+            2, T0 + 2, [make_track(903, time_s=T0 + 2), make_track(902, time_s=T0 + 2, alt_m=21_000.0)]
+        )
+        body = client.get("/api/v1/tracks", params={"limit": 1000}).json()
+        assert sorted(t["track_id"] for t in body["items"]) == [901, 902, 903]
+        assert next(t for t in body["items"] if t["track_id"] == 902)["alt_m"] == 21_000.0
+        cell_event(1, T0 + 3, [make_track(901, time_s=T0 + 3)], handed=[902])
+        body = client.get("/api/v1/tracks", params={"limit": 1000}).json()
+        assert sorted(t["track_id"] for t in body["items"]) == [901, 902, 903]
+        # a whole picture (the single process) replaces the cells
+        pipeline.bus.publish("tracks", {"time_s": T0 + 4, "tracks": [track_to_json(make_track(950))]})
+        assert [t["track_id"] for t in wait_for(client, {"limit": 1000}, 1)["items"]] == [950]
+
+
 def test_picture_rereads_the_store_when_the_bus_is_quiet(pipeline: Pipeline, store: Any) -> None:
     app = create_app(pipeline, picture_ttl_s=0.3, freeze_gc=False)
     with TestClient(app, headers=bearer(app)) as client:

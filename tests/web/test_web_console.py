@@ -285,3 +285,37 @@ def test_uncertainty_ellipses_are_two_sigma(console: Any, service: Any) -> None:
     assert east_m == pytest.approx(2 * t.position_sigma_m[0], rel=1e-6)
     assert north_m == pytest.approx(2 * t.position_sigma_m[1], rel=1e-2)  # the ring's 24 vertices
     assert errors == []
+
+
+def test_tracker_workers_cells_make_one_picture(console: Any, service: Any) -> None:
+    """Scaled out, each tracker worker publishes its cell's tracks: the console shows the union
+    of every cell's latest, a track handed between cells once, and a whole picture replaces them."""
+    from dataclasses import replace
+
+    from stratowatch.service.serialize import track_to_json
+
+    page, _, errors = console
+    page.click("#live")
+    base = next(t for t in service.store.tracks(limit=None) if t.status.name != "ENDED")
+    t0 = float(page.evaluate("window.stratowatch.state.timeS")) + 100.0
+
+    def doc(track_id: int, time_s: float, lon: float) -> dict[str, Any]:
+        return track_to_json(replace(base, track_id=track_id, time_s=time_s, lon_deg=lon, audience=""))
+
+    def send(time_s: float, **event: Any) -> None:
+        service.pipeline.bus.publish("tracks", {"time_s": time_s, "audience": "", **event})
+        _wait_time(page, time_s)
+
+    send(t0, cell=1, tracks=[doc(9001, t0, -100.0), doc(9002, t0, -99.9)])
+    send(t0 + 1, cell=2, tracks=[doc(9003, t0 + 1, -90.0)])
+    assert set(_shown(page)) == {9001, 9002, 9003}
+    # 9002 crosses into cell 2: cell 2 reports it before cell 1's next event leaves it out
+    send(t0 + 2, cell=2, tracks=[doc(9003, t0 + 2, -90.0), doc(9002, t0 + 2, -89.5)])
+    shown = _shown(page)
+    assert set(shown) == {9001, 9002, 9003} and shown[9002][1] == -89.5
+    send(t0 + 3, cell=1, tracks=[doc(9001, t0 + 3, -100.0)], handed=[9002])
+    assert set(_shown(page)) == {9001, 9002, 9003}
+    assert page.evaluate("window.stratowatch.state.trails.get(9002).length") >= 2  # kept across the edge
+    send(t0 + 4, tracks=[doc(9100, t0 + 4, -95.0)])  # the single process: a whole picture
+    assert set(_shown(page)) == {9100}
+    assert errors == []

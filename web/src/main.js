@@ -18,6 +18,7 @@ const ALT_STOPS = [0, "#ff8c00", 3000, "#ffd400", 6000, "#7fd13b", 10000, "#00bc
 // ------------------------------------------------------------------ state (also for tests)
 const state = {
   tracks: new Map(), // live picture: track_id -> track JSON
+  cells: new Map(), // scaled out: cell -> that cell's latest tracks (the picture is their union)
   shown: new Map(), // what the map shows (live picture, or the replayed one)
   trails: new Map(), // track_id -> [[lon, lat], ...]
   timeS: null, // data time of the live picture
@@ -399,8 +400,18 @@ function applyTracks(ev, receivedAt) {
   stats.trackEvents++;
   stats.dataAgeMs.push(Date.now() - ev.time_s * 1000);
   keepLast(stats.dataAgeMs);
+  // the single process sends whole pictures; tracker workers over cells one cell per event
+  let incoming = ev.tracks;
+  if (ev.cell === undefined || ev.cell === null) state.cells.clear();
+  else {
+    state.cells.set(ev.cell, ev.tracks);
+    incoming = [];
+    for (const tracks of state.cells.values()) for (const t of tracks) incoming.push(t);
+  }
   const next = new Map();
-  for (const t of ev.tracks) {
+  for (const t of incoming) {
+    const had = next.get(t.track_id); // a track handed between two cells: its newer state
+    if (had && had.time_s >= t.time_s) continue;
     next.set(t.track_id, t);
     const trail = state.trails.get(t.track_id);
     const p = [t.lon_deg, t.lat_deg];
@@ -414,7 +425,8 @@ function applyTracks(ev, receivedAt) {
     }
     if (state.firstS === null || t.first_time_s < state.firstS) state.firstS = t.first_time_s;
   }
-  for (const id of state.trails.keys()) if (!next.has(id)) state.trails.delete(id);
+  const handed = new Set(ev.handed ?? []); // on its way to another cell: keep its trail
+  for (const id of state.trails.keys()) if (!next.has(id) && !handed.has(id)) state.trails.delete(id);
   state.tracks = next;
   state.timeS = ev.time_s;
   if (!state.framed && next.size) frame(next);

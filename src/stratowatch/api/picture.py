@@ -6,7 +6,9 @@ API keeps its own copy of the live (not ended) tracks:
 
 * the pipeline publishes every step's reported tracks on the bus topic ``tracks`` — exactly the
   live set after that step (tracks it no longer reports are ended in the store) — and
-  :class:`LivePicture` replaces its copy with each such event;
+  :class:`LivePicture` replaces its copy with each such event; tracker workers over cells (the
+  ``track`` role) publish one event per cell (with ``"cell"``), and the copy is the union of
+  each cell's latest (a track handed between two cells counted once, its newest state);
 * until an event arrives, and whenever none has arrived for ``store_ttl_s``, the copy is re-read
   from the store (tracks whose status is not ``ended``), at most once per ``store_ttl_s``, in the
   background (requests are served from the copy meanwhile).
@@ -108,6 +110,8 @@ class LivePicture:
         #: The picture this copy follows: ``""`` the node's own, else a partner's (see sharing).
         self.audience = audience
         self._snapshot = EMPTY
+        #: the tracks of the latest event per cell (None: a whole-picture event)
+        self._cells: dict[int | None, list[Mapping[str, Any]]] = {}
         self._from_bus_s = -float("inf")  # monotonic time of the last bus event
         self._from_store_s = -float("inf")
         self._refresh_lock = threading.Lock()
@@ -145,17 +149,39 @@ class LivePicture:
                 return
             if str(event.get("audience", "")) != self.audience:
                 continue
+            events = [event]
             while (newer := sub.get_nowait()) is not None:  # only the latest picture matters
                 if str(newer[1].get("audience", "")) == self.audience:
-                    event = newer[1]
+                    events.append(newer[1])
+            docs = self._merge(events)
             try:
-                snapshot = await run_in_threadpool(_Snapshot.build, list(event.get("tracks") or ()))
+                snapshot = await run_in_threadpool(_Snapshot.build, docs)
             except (KeyError, TypeError, ValueError):
                 log.exception("tracks event not understood; the picture keeps its last state")
                 continue
             self._snapshot = snapshot
             self._from_bus_s = snapshot.updated_s
             self.bus_updates += 1
+
+    def _merge(self, events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The picture after ``events``: a whole-picture event (the single process) replaces it;
+        a cell's event (tracker workers over cells: ``"cell"``) replaces that cell's part."""
+        for ev in events:
+            cell = ev.get("cell")
+            if cell is None:
+                self._cells = {None: list(ev.get("tracks") or ())}
+            else:
+                self._cells.pop(None, None)
+                self._cells[int(cell)] = list(ev.get("tracks") or ())
+        if len(self._cells) == 1:
+            return next(iter(self._cells.values()))
+        latest: dict[Any, Mapping[str, Any]] = {}  # a track handed between cells: its newest state
+        for docs in self._cells.values():
+            for d in docs:
+                old = latest.setdefault(d.get("track_id"), d)
+                if old is not d and float(d.get("time_s", 0.0)) > float(old.get("time_s", 0.0)):
+                    latest[d.get("track_id")] = d
+        return list(latest.values())
 
     def _refresh_from_store(self) -> None:
         with self._refresh_lock:

@@ -6,9 +6,9 @@ number of API workers can run side by side (behind a load balancer) over one Pos
 
 * reads (tracks, history, observations, predictions, alerts, incidents, sensors, geofences, the
   audit log) go to the store, scoped to the caller's audience as in the single process;
-* the live picture (``GET /api/v1/tracks``) follows the ``tracks`` events on the bus when a
-  process publishes whole pictures, and otherwise re-reads the live tracks from the store every
-  ``picture_ttl_s`` (tracker workers over cells commit their tracks to the store);
+* the live picture (``GET /api/v1/tracks``) follows the ``tracks`` events on the bus (whole
+  pictures from the ``all`` role, one cell's tracks per event from the tracker workers), and
+  re-reads the live tracks from the store when the bus has been quiet for ``picture_ttl_s``;
 * the SSE stream (``GET /api/v1/stream``) is a live NATS subscription to the event subjects;
 * operator actions (acknowledge an alert, resolve an incident) are applied to the rows in the
   store in one short read-modify-write, audited, and published on the bus, where the process
