@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 ACTIVE = ("open", "tracking")
+_STATUS_RANK = {"open": 0, "tracking": 1, "resolved": 2}
 
 __all__ = [
     "ACTIVE",
@@ -268,6 +269,42 @@ class IncidentBook:
                 updated_s=float(time_s),
             )
         )
+
+    def absorb(self, stored: Incident) -> Incident | None:
+        """Take in an operator's change made by another process (an API worker wrote it to the
+        store): the later status (open < tracking < resolved; never back) and the history entries
+        this book lacks. Returns the merged incident, or None when unknown here or nothing new."""
+        mine = self._incidents.get(stored.incident_id)
+        if mine is None:
+            return None
+        seen = set(mine.history)
+        extra = tuple(e for e in stored.history if e not in seen)
+        status = mine.status
+        if _STATUS_RANK.get(stored.status, 0) > _STATUS_RANK.get(status, 0):
+            status = stored.status
+        if not extra and status == mine.status:
+            return None
+        history = tuple(sorted((*mine.history, *extra), key=lambda e: float(e[0])))  # stable
+        merged = dataclasses.replace(
+            mine, status=status, history=history, updated_s=max(mine.updated_s, stored.updated_s)
+        )
+        return self._put(merged)
+
+    def absorb_alert(self, stored: Alert) -> Alert | None:
+        """Take in an acknowledgement made by another process (the first one stands). Returns the
+        updated alert, or None when unknown here or nothing new."""
+        mine = self._alerts.get(stored.alert_id)
+        if mine is None or mine.acknowledged_by is not None or stored.acknowledged_by is None:
+            return None
+        mine = dataclasses.replace(
+            mine, acknowledged_by=stored.acknowledged_by, acknowledged_s=stored.acknowledged_s
+        )
+        self._alerts[mine.alert_id] = mine
+        return mine
+
+    def number_from(self, number: int) -> None:
+        """Number new incidents from at least ``number`` on (ids issued elsewhere are not reused)."""
+        self._next_number = max(self._next_number, int(number))
 
     def _put(self, inc: Incident) -> Incident:
         self._incidents[inc.incident_id] = inc

@@ -6,8 +6,8 @@ the API or configure ``[[sources]]``). Settings come from the TOML file and ``ST
 environment variables; ``--host``/``--port``/``--store`` override both.
 
 ``--role`` starts one part of a scaled-out deployment instead (see
-:mod:`stratowatch.service.roles`): ``ingest``, ``track``, ``predict`` or ``api`` (all over NATS
-and one PostgreSQL store); ``all``, the default, is the single process. ``--dask-scheduler``
+:mod:`stratowatch.service.roles`): ``ingest``, ``track``, ``predict``, ``api`` or ``alert`` (all
+over NATS and one PostgreSQL store); ``all``, the default, is the single process. ``--dask-scheduler``
 runs the prediction ensembles on a Dask cluster (``[predictions] dask_scheduler``).
 """
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 @click.option("--store", "store_url", help="Store URL (overrides store_url).")
 @click.option(
     "--role",
-    type=click.Choice(["all", "ingest", "track", "predict", "api"]),
+    type=click.Choice(["all", "ingest", "track", "predict", "api", "alert"]),
     default="all",
     show_default=True,
     help="Which part to run: all (one process), or one role of a scaled-out deployment over NATS.",

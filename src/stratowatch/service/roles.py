@@ -11,11 +11,14 @@
            pool or a Dask cluster (:func:`stratowatch.service.predictworker.run_predict_role`)
 ``api``    the HTTP API, stateless over the store (PostgreSQL) and the NATS bus
            (:func:`stratowatch.service.apiworker.run_api_role`)
+``alert``  the alert engine over the tracker workers' merged picture: geofence alerts and
+           incidents, stored, published and notified; one active worker holds a lease, others
+           stand by (:func:`stratowatch.service.alertworker.run_alert_role`)
 =========  ===============================================================================
 
 Every role but ``all`` needs ``bus_url = "nats://..."``; every role of one deployment shares
 one ``store_url`` (PostgreSQL). The worker roles stop cleanly on SIGINT/SIGTERM (a tracker
-worker gives its cells back).
+worker gives its cells back, an alert worker its lease).
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from stratowatch.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "ingest", "track", "predict", "api")
+ROLES = ("all", "ingest", "track", "predict", "api", "alert")
 #: role -> (module, function(settings, stop, ...)) of the worker roles
 WORKER_ROLES = {
     "ingest": ("stratowatch.service.cellworker", "run_ingest_role"),
     "track": ("stratowatch.service.cellworker", "run_track_role"),
     "predict": ("stratowatch.service.predictworker", "run_predict_role"),
+    "alert": ("stratowatch.service.alertworker", "run_alert_role"),
 }
 
 
