@@ -294,3 +294,38 @@ def test_lighter_than_air_emitter_category_reaches_the_classifier(tmp_path: Path
     assert "transponder (ICAO address): aircraft-like" in plain.classification.reasons
     pipe.close()
     store.close()
+
+
+def test_history_keeps_the_updated_states_and_the_live_row_follows_every_step(tmp_path: Path) -> None:
+    """Each step moves every live track's row in the store, but only a measurement (or a change
+    of status) adds a state to its history: a coasting track's predictions are not history."""
+    from stratowatch.model import MeasurementKind, Observation
+
+    settings = _settings(tmp_path)
+    store = open_store(settings.store_url)
+    pipe = Pipeline(settings, store, winds=None, geofences=[])
+    t0 = 1.7e9
+
+    def fix(k: int) -> Observation:  # a balloon drifting east at ~20 m/s, one fix a minute
+        lon = -100.0 + k * 60.0 * 20.0 / (111_195.0 * 0.7071)
+        return Observation(
+            t0 + 60.0 * k, "gnss", MeasurementKind.GEODETIC, (45.0, lon, 20_000.0), (30.0, 30.0, 50.0)
+        )
+
+    for k in range(6):
+        pipe.process(t0 + 60.0 * k, [fix(k)])
+    (track,) = [t for t in store.tracks(limit=None) if t.status != TrackStatus.ENDED]
+    updated = store.track_history(track.track_id)
+    assert [s.n_updates for s in updated] == sorted({s.n_updates for s in updated})  # one state per update
+    # two steps without a fix: the live row coasts forward, the history does not grow ...
+    for k in (6, 7):
+        pipe.process(t0 + 60.0 * k + 10.0, [])
+    coasting = store.tracks(limit=None)[0]
+    assert coasting.time_s == t0 + 60.0 * 7 + 10.0 and coasting.lon_deg > track.lon_deg
+    history = store.track_history(track.track_id)
+    assert len(history) == len(updated) + (coasting.status != track.status)  # only a status change
+    # ... and the next fix adds its state
+    pipe.process(t0 + 60.0 * 8, [fix(8)])
+    assert store.track_history(track.track_id)[-1].n_updates == track.n_updates + 1
+    pipe.close()
+    store.close()

@@ -146,7 +146,7 @@ def test_a_file_from_before_migrations_is_upgraded_in_place(tmp_path: Path) -> N
         assert [o.identity for o in store.observations(bbox=(37.0, -123.0, 38.0, -122.0))] == [None]
         assert store.observations()[0].value == (37.7, -122.2, 1234.5)
     check = sqlite3.connect(path)
-    assert check.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
+    assert check.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
     check.close()
 
 

@@ -365,13 +365,17 @@ class SqlStore:
         ]
 
     # -- tracks ---------------------------------------------------------------------------------
-    def write_track_states(self, tracks: Sequence[Track]) -> None:
-        """Upsert each track's current state (never back in time) and append it to the history."""
+    def write_track_states(self, tracks: Sequence[Track], history: Sequence[bool] | None = None) -> None:
+        """Upsert each track's current state (never back in time) and append it to the history
+        (only the tracks whose ``history`` flag is set, when given)."""
         if tracks:
-            self._write(self._track_states_job(tracks))
+            self._write(self._track_states_job(tracks, history))
 
-    def _track_states_job(self, tracks: Sequence[Track]) -> Callable[[Cursor], None]:
+    def _track_states_job(
+        self, tracks: Sequence[Track], history: Sequence[bool] | None = None
+    ) -> Callable[[Cursor], None]:
         rows = [(int(t.track_id), *codec.track_row(t)) for t in tracks]
+        logged = rows if history is None else [r for r, h in zip(rows, history, strict=True) if h]
         cols = codec.TRACK_COLUMNS
         names = [c.strip() for c in cols.split(",")]
         marks = ", ".join("?" * (codec.TRACK_NCOLS + 1))
@@ -384,7 +388,8 @@ class SqlStore:
 
         def job(cur: Cursor) -> None:
             cur.executemany(upsert, rows)
-            self._append(cur, "track_states", f"track_id, {cols}", rows)
+            if logged:
+                self._append(cur, "track_states", f"track_id, {cols}", logged)
 
         return job
 

@@ -263,38 +263,53 @@ class Tracker:
         names = [m.name for m in self.models]
         out = []
         by_mask: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
-        for i in range(len(table)):  # output edge: one snapshot per reported track
-            mask = int(table.sensor_mask[i])
+        statuses = {int(s): s for s in TrackStatus}
+        idents: dict[int, tuple[str, ...]] = {}
+        # columns as Python lists once: indexing numpy arrays element by element costs more
+        ids, status, masks, ident_codes = (
+            table.track_id.tolist(),
+            table.status.tolist(),
+            table.sensor_mask.tolist(),
+            table.identity.tolist(),
+        )
+        lat, lon, alt = table.lat_deg.tolist(), table.lon_deg.tolist(), table.alt_m.tolist()
+        vel, sigma = table.velocity_enu_mps.tolist(), table.position_sigma_enu_m.tolist()
+        mu, first, last, n_upd = (
+            table.mu.tolist(),
+            table.first_s.tolist(),
+            table.last_update_s.tolist(),
+            table.n_updates.tolist(),
+        )
+        time_s = float(table.time_s)
+        for i in range(len(ids)):  # output edge: one snapshot per reported track
+            mask = int(masks[i])
             seen = by_mask.get(mask)
             if seen is None:
                 sensors = tuple(sorted(s for b, s in bits.items() if mask >> b & 1))
                 label = meet_all(labels.get(s, PUBLIC) for s in sensors) if labels else PUBLIC
                 seen = by_mask[mask] = (sensors, label)
-            ident = self.identities.name(int(table.identity[i]))
+            code = ident_codes[i]
+            ident = idents.get(code)
+            if ident is None:
+                name = self.identities.name(int(code))
+                ident = idents[code] = (name,) if name else ()
+            v, sg = vel[i], sigma[i]
             out.append(
                 Track(
-                    track_id=int(table.track_id[i]),
-                    time_s=table.time_s,
-                    status=TrackStatus(int(table.status[i])),
-                    lat_deg=float(table.lat_deg[i]),
-                    lon_deg=float(table.lon_deg[i]),
-                    alt_m=float(table.alt_m[i]),
-                    velocity_enu_mps=(
-                        float(table.velocity_enu_mps[i, 0]),
-                        float(table.velocity_enu_mps[i, 1]),
-                        float(table.velocity_enu_mps[i, 2]),
-                    ),
-                    position_sigma_m=(
-                        float(table.position_sigma_enu_m[i, 0]),
-                        float(table.position_sigma_enu_m[i, 1]),
-                        float(table.position_sigma_enu_m[i, 2]),
-                    ),
-                    model_probabilities={n: float(table.mu[i, k]) for k, n in enumerate(names)},
-                    identities=(ident,) if ident else (),
+                    track_id=ids[i],
+                    time_s=time_s,
+                    status=statuses[status[i]],
+                    lat_deg=lat[i],
+                    lon_deg=lon[i],
+                    alt_m=alt[i],
+                    velocity_enu_mps=(v[0], v[1], v[2]),
+                    position_sigma_m=(sg[0], sg[1], sg[2]),
+                    model_probabilities=dict(zip(names, mu[i], strict=True)),
+                    identities=ident,
                     sensors=seen[0],
-                    first_time_s=float(table.first_s[i]),
-                    last_update_s=float(table.last_update_s[i]),
-                    n_updates=int(table.n_updates[i]),
+                    first_time_s=first[i],
+                    last_update_s=last[i],
+                    n_updates=n_upd[i],
                     classification=classes[i],
                     releasable_to=seen[1],
                     audience=audience,
