@@ -846,6 +846,8 @@ class CellWorker:
         self.stats.handovers_in += int(ids.size)
         if not ids.size:
             return
+        # a cell that has seen no plot yet reports the arrivals at their own time, not at its next plot
+        state.time_s = max(state.time_s, float(np.max(np.asarray(doc["t_s"], np.float64))))
         tr = tracker.tracks
         imported = np.flatnonzero(np.isin(tr.track_id, ids))
         local = np.flatnonzero(~np.isin(tr.track_id, ids))
