@@ -8,6 +8,8 @@ bench/scaleout_bench.py.)
         [--cell-deg 10 5 2.5] [--workers 64] [--halo-km 50]
     .venv/bin/python bench/scaleout_cells_bench.py live [--aircraft 50000] [--balloons 100]
         [--interval 10] [--seconds 60] [--store sqlite|postgres]
+    .venv/bin/python bench/scaleout_cells_bench.py cells-live [--aircraft 5000] [--balloons 100]
+        [--interval 10] [--workers 2] [--seconds 60]
 
 Traffic (all parts): aircraft-like targets over North America (25-55 N, 125-65 W), 70 % of them
 near 24 hub cities (Gaussian, 300 km), the rest en route, 200-250 m/s on random headings at
@@ -30,6 +32,10 @@ between two workers.
 ``live``: the single-process pipeline (the ``all`` role: tracker, classifier, alerts, store,
 bus) fed in real time, one step a second; each observation is stamped when it is handed in, and
 its latency is the time until the ``tracks`` event of the step that took it is published.
+
+``cells-live``: the same question through the scaled-out roles (:func:`cells_live`): ingest
+publisher, tracker worker processes over cells committing to PostgreSQL, their per-cell
+``tracks`` events on NATS, read by a live subscriber.
 """
 
 from __future__ import annotations
@@ -456,6 +462,108 @@ def live(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- live over cells
+
+
+def cells_live(args: argparse.Namespace) -> dict[str, Any]:
+    """The scaled-out path in real time: ingest publisher -> SW_CELLS -> K tracker worker
+    processes (PostgreSQL) -> their ``tracks`` events on NATS. Each second of reports is
+    published at its wall time; a live subscriber takes, from every event, the tracks a new
+    measurement updated, and their latency is the event's arrival minus the publication of the
+    second of reports that held that measurement."""
+    from stratowatch.service.bus_nats import NatsBus, NatsSettings
+    from stratowatch.service.cellworker import CellPublisher
+
+    tr = Traffic(args.aircraft, args.balloons)
+    grid = CellGrid(10.0)
+    nats = _Nats()
+    gen = _pg_database(args.pg)
+    url = next(gen)
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    procs: list[Any] = []
+    try:
+        cells = np.unique(grid.cell_of(*tr.at(0.0))).size
+        max_cells = math.ceil(cells / args.workers) + 1
+        procs = [
+            ctx.Process(target=_worker_main, args=(url, nats.url, max_cells, f"bench-w{n}", stop))
+            for n in range(args.workers)
+        ]
+        for p in procs:
+            p.start()
+        bus = NatsBus(NatsSettings(url=nats.url, name="bench-ingest"))
+        listener = NatsBus(NatsSettings(url=nats.url, name="bench-listener"))
+        sub = listener.subscribe(["tracks"], maxsize=100_000)
+        pub = CellPublisher(bus, grid, halo_km=50.0)
+        published: dict[int, float] = {}  # second of data -> wall time its reports were published
+        latencies: list[float] = []
+        seen: dict[int, float] = {}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def listen() -> None:
+            while not done.is_set() or len(sub):
+                item = sub.get_nowait()
+                if item is None:
+                    time.sleep(0.01)
+                    continue
+                now = time.perf_counter()
+                for d in item[1].get("tracks") or ():
+                    u = float(d["last_update_s"])
+                    if u <= seen.get(d["track_id"], -1.0):
+                        continue
+                    seen[d["track_id"]] = u
+                    with lock:
+                        at = published.get(int(u - T0))
+                    if at is not None:
+                        latencies.append(now - at)
+
+        th = threading.Thread(target=listen, daemon=True)
+        th.start()
+        time.sleep(3.0)  # the workers start (imports, connections)
+        wall0 = time.perf_counter()
+        for k in range(args.seconds):
+            delay = wall0 + k + 1.0 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            r = pub.publish(tr.reports(float(k), k + 1.0, args.interval))
+            for a in r.acks:
+                a.result(30)
+            with lock:
+                published[k] = time.perf_counter()
+        time.sleep(args.settle)
+        done.set()
+        th.join(30)
+        lat = np.asarray(latencies)
+        warm = lat[len(lat) // 3 :]
+        sub.close()
+        bus.close()
+        listener.close()
+        return {
+            "cpus": os.cpu_count(),
+            "targets": tr.n,
+            "observations_per_s": round(tr.n / args.interval),
+            "workers": args.workers,
+            "cells": int(cells),
+            "seconds": args.seconds,
+            "tracks_seen": len(seen),
+            "updates_measured": int(lat.size),
+            "latency_s_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
+            "latency_s_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+            "latency_s_p50_last_two_thirds": round(float(np.percentile(warm, 50)), 3) if warm.size else None,
+            "latency_s_p99_last_two_thirds": round(float(np.percentile(warm, 99)), 3) if warm.size else None,
+        }
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+        with __import__("contextlib").suppress(StopIteration):
+            next(gen)
+        nats.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -487,8 +595,19 @@ def main() -> None:
         "--pg",
         default=os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
+    c = sub.add_parser("cells-live")
+    c.add_argument("--aircraft", type=int, default=5_000)
+    c.add_argument("--balloons", type=int, default=100)
+    c.add_argument("--interval", type=float, default=10.0)
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--seconds", type=int, default=60)
+    c.add_argument("--settle", type=float, default=10.0, help="s to wait for the last events")
+    c.add_argument(
+        "--pg",
+        default=os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     args = ap.parse_args()
-    out = {"workers": workers, "model": model, "live": live}[args.part](args)
+    out = {"workers": workers, "model": model, "live": live, "cells-live": cells_live}[args.part](args)
     print(json.dumps(out, indent=1))
 
 
