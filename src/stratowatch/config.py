@@ -199,9 +199,10 @@ class ScaleSettings(_Section):
     cells are taken over), which cells this worker may own (``cells``: none given, any cell with
     traffic), at most how many (``max_cells``, 0: no limit), how far from a cell's edge an
     observation also goes to the neighbour (``halo_km``: more than a target moves between two of
-    its reports), the durable consumers' redelivery wait (``ack_wait_s``) and fetch size, and the
+    its reports), the durable consumers' redelivery wait (``ack_wait_s``) and fetch size, the
     position gate (``merge_d2``, squared Mahalanobis distance) that merges a handed-over track
-    with a local twin."""
+    with a local twin, and whether workers share the cells out evenly (``rebalance``: a worker
+    started into a running deployment takes its share from the others)."""
 
     cell_size_deg: float = Field(default=10.0, ge=0.1, le=90.0)
     lease_s: float = Field(default=15.0, gt=0)
@@ -211,6 +212,8 @@ class ScaleSettings(_Section):
     ack_wait_s: float = Field(default=60.0, gt=0)
     fetch_batch: int = Field(default=64, ge=1, le=10_000)
     merge_d2: float = Field(default=16.0, gt=0)
+    #: spread the cells over the live workers (each keeps at most its fair share; see cellworker)
+    rebalance: bool = True
 
 
 class PeerSettings(_Section):

@@ -254,6 +254,70 @@ def test_balloon_crossing_a_cell_edge_keeps_its_id_across_two_workers(
             s.close()
 
 
+@needs_nats
+def test_a_worker_started_into_a_running_deployment_takes_its_share_of_the_cells(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    """Worker A owns every cell; worker B starts: A gives half back, B resumes them from their
+    snapshots (same track ids, nothing lost or stored twice); B stops: A takes them back."""
+    from stratowatch.service.bus_nats import NatsBus, NatsSettings
+    from stratowatch.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'cells.db'}"
+    bus = NatsBus(NatsSettings(url=nats.url, connect_deadline_s=5.0))
+    stores = [open_store(url), open_store(url)]
+    a = CellWorker(stores[0], bus, _settings(url, nats.url), worker_id="w-a")
+    publisher = CellPublisher(bus, GRID, halo_km=50.0)
+    lons = [5.0, 15.0, 25.0, 35.0]  # four balloons, four cells
+    cells = {cell(45.0, lon) for lon in lons}
+    published = 0
+
+    def publish(k0: int, k1: int, workers: list[CellWorker]) -> None:
+        nonlocal published
+        for k in range(k0, k1):
+            result = publisher.publish([_geo(1.7e9 + 60.0 * k, 45.0, lon + 0.001 * k) for lon in lons])
+            for ack in result.acks:
+                ack.result(10)
+            published += result.observations
+            _drain(workers, quiet_rounds=1)
+        _drain(workers)
+
+    def live() -> dict[int, float]:
+        return {t.track_id: t.time_s for t in stores[0].tracks(limit=None) if t.status.name != "ENDED"}
+
+    b: CellWorker | None = None
+    try:
+        publish(0, 8, [a])
+        assert set(a.cells) == cells
+        ids = set(live())
+        assert len(ids) == 4
+        b = CellWorker(stores[1], bus, _settings(url, nats.url), worker_id="w-b")
+        b.poll_leases()  # B announces itself; nothing is free yet
+        assert not b.cells
+        a.poll_leases()  # A sees B and gives back what is over its share
+        b.poll_leases()
+        assert len(a.cells) == len(b.cells) == 2 and not set(a.cells) & set(b.cells)
+        assert a.stats.released == 2
+        publish(8, 20, [a, b])
+        assert set(a.cells) | set(b.cells) == cells
+        assert b.stats.observations > 0 and a.stats.observations > 0
+        assert stores[0].count("observations") == published  # each once, across the move
+        now = live()
+        assert set(now) == ids and all(t == 1.7e9 + 60.0 * 19 for t in now.values())  # ids kept
+        b.release()  # a graceful stop: its cells and its presence go
+        a.poll_leases()
+        assert set(a.cells) == cells
+        publish(20, 26, [a])
+        assert set(live()) == ids and stores[0].count("observations") == published
+    finally:
+        a.release()
+        if b is not None:
+            b.release()
+        bus.close()
+        for s in stores:
+            s.close()
+
+
 # --------------------------------------------------------------------------- kill -9
 
 

@@ -118,6 +118,8 @@ FloatArray = npt.NDArray[np.float64]
 CELL_ID_BASE = 10**12
 CELL_ID_BLOCK = 10**9
 STATE_VERSION = 1
+#: ``cell_leases`` ids at or below this are tracker workers' presence rows (-1: the alert role).
+PRESENCE_MAX = -1_000_000
 #: How many recent observation ids a cell remembers to drop repeats (a re-published observation).
 RECENT_IDS = 50_000
 _POLAR = (int(MeasurementKind.POLAR), int(MeasurementKind.POLAR_HEIGHT))
@@ -130,6 +132,12 @@ _VALUE_LEN = {
     int(MeasurementKind.LOCAL_XYZ): 3,
 }
 _KM_PER_DEG = 111.195
+
+
+def presence_id(worker_id: str) -> int:
+    """The reserved ``cell_leases`` id of a worker's presence row (at most :data:`PRESENCE_MAX`)."""
+    digest = hashlib.blake2b(worker_id.encode(), digest_size=6).digest()
+    return PRESENCE_MAX - int.from_bytes(digest, "big")
 
 
 def first_track_id(cell_id: int) -> int:
@@ -524,6 +532,7 @@ class WorkerStats:
     claims: int = 0
     takeovers: int = 0
     leases_lost: int = 0
+    released: int = 0
     resyncs: int = 0
 
 
@@ -555,10 +564,26 @@ class CellWorker:
         }
         self.clock = clock
         self.cells: dict[int, CellState] = {}
+        #: this worker's presence row in ``cell_leases`` (see :meth:`_fair_share`)
+        self.presence_id = presence_id(self.worker_id)
         self.stats = WorkerStats()
         self._leases_due = 0.0
 
     # ------------------------------------------------------------------ leases
+    @property
+    def rebalancing(self) -> bool:
+        """Share the cells with the other live workers (``[scale] rebalance``, no fixed ``cells``)."""
+        return bool(self.scale.rebalance) and not self.scale.cells
+
+    def _fair_share(self, leases: Mapping[int, tuple[str, float]], now: float) -> int:
+        """ceil(cells with traffic / live workers), after announcing this worker: a presence row in
+        ``cell_leases`` (a reserved negative id per worker, renewed with the cells), so a worker
+        that holds no cell yet still counts and the others give it its share."""
+        self.store.claim_cells(self.worker_id, [self.presence_id], self.scale.lease_s, now)
+        live = {o for c, (o, e) in leases.items() if c <= PRESENCE_MAX and e >= now} | {self.worker_id}
+        cells = {c for c in self.candidates()} | {c for c in leases if c >= 0} | set(self.cells)
+        return max(1, math.ceil(len(cells) / len(live)))
+
     def candidates(self) -> list[int]:
         """The cells this worker may own: ``[scale] cells``, else every cell with messages."""
         if self.scale.cells:
@@ -566,7 +591,8 @@ class CellWorker:
         return list(self.bus.cells_with_messages())
 
     def poll_leases(self) -> None:
-        """Renew held leases (dropping the cells another worker took), then claim free ones."""
+        """Renew held leases (dropping the cells another worker took) and this worker's presence,
+        give back what is over its fair share, then claim free cells up to it."""
         now = self.clock()
         if self.cells:
             held = set(self.store.renew_cells(self.worker_id, sorted(self.cells), self.scale.lease_s, now))
@@ -575,9 +601,22 @@ class CellWorker:
                 self.stats.leases_lost += 1
                 self._drop(cell)
         room = self.scale.max_cells - len(self.cells) if self.scale.max_cells else None
-        if room is not None and room <= 0:
+        if room is not None and room <= 0 and not self.rebalancing:
             return
         leases = self.store.cell_leases()
+        if self.rebalancing:
+            share = self._fair_share(leases, now)
+            if len(self.cells) > share:
+                give = sorted(self.cells)[share:]  # committed and acknowledged: the next owner
+                for cell in give:  # restores the snapshot and resumes after it
+                    self._drop(cell)
+                self.store.release_cells(self.worker_id, give)
+                self.stats.released += len(give)
+                log.info("worker %s: gives cells %s back (fair share %d)", self.worker_id, give, share)
+                leases = {c: v for c, v in leases.items() if c not in give}
+            room = share - len(self.cells) if room is None else min(room, share - len(self.cells))
+        if room is not None and room <= 0:
+            return
         free = [
             c
             for c in self.candidates()
@@ -641,9 +680,8 @@ class CellWorker:
         cells = sorted(self.cells)
         for cell in cells:
             self._drop(cell)
-        if cells:
-            with contextlib.suppress(Exception):
-                self.store.release_cells(self.worker_id, cells)
+        with contextlib.suppress(Exception):
+            self.store.release_cells(self.worker_id, [*cells, self.presence_id])
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop: threading.Event) -> None:
