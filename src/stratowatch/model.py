@@ -350,6 +350,9 @@ class Track:
     audience: str = ""
     #: The partner whose node made the track.
     originator: str = ""
+    #: 1-sigma velocity uncertainty east, north, up (m/s), where the tracker gave it (a track read
+    #: back from the store has none). Not compared: it is a by-product of the state.
+    velocity_sigma_mps: tuple[float, float, float] | None = field(default=None, compare=False)
 
     @property
     def speed_mps(self) -> float:

@@ -64,6 +64,34 @@ def test_track_round_trips_with_classification_and_reasons() -> None:
     assert s.track_from_json(_strict(s.track_to_json(_track(None)))) == _track(None)
 
 
+def test_live_tracks_carry_their_velocity_uncertainty_which_shrinks_with_updates() -> None:
+    """A partner node fuses tracks predicted to one time: a young track's velocity is poorly
+    known, and says so (without it the fusion assumed 5 m/s and split young tracks off)."""
+    import numpy as np
+
+    from stratowatch.model import ObservationBatch
+    from stratowatch.tracking import Tracker
+
+    tracker = Tracker()
+    sigmas = []
+    for k in range(30):
+        t = 1.7e9 + 10.0 * k
+        obs = Observation(
+            t, "gnss", MeasurementKind.GEODETIC, (45.0, -100.0 + 0.003 * k, 20_000.0), (30.0, 30.0, 50.0)
+        )
+        table = tracker.step_batch(t, ObservationBatch.from_observations([obs], tracker.identities))
+        tracks = tracker.to_tracks(table)
+        if tracks:
+            (track,) = tracks
+            assert track.velocity_sigma_mps is not None
+            sigmas.append(float(np.hypot(*track.velocity_sigma_mps[:2])))
+            doc = _strict(s.track_to_json(track))
+            assert doc["velocity_sigma_mps"] == pytest.approx(list(track.velocity_sigma_mps))
+            assert s.track_from_json(doc).velocity_sigma_mps == pytest.approx(track.velocity_sigma_mps)
+    assert len(sigmas) >= 20 and sigmas[0] > 3 * sigmas[-1]
+    assert s.track_to_json(_track(None))["velocity_sigma_mps"] is None  # a stored track has none
+
+
 def test_observation_round_trips_including_missing_values() -> None:
     full = Observation(
         time_s=1.5,

@@ -56,6 +56,9 @@ class TrackOut(BaseModel):
     velocity_enu_mps: list[float | None] = Field(description="East, north, up (m/s).")
     speed_mps: float | None = Field(description="Horizontal speed (m/s).")
     position_sigma_m: list[float | None] = Field(description="1-sigma east, north, up (m).")
+    velocity_sigma_mps: list[float | None] | None = Field(
+        default=None, description="1-sigma velocity east, north, up (m/s); live tracks only."
+    )
     model_probabilities: dict[str, float]
     identities: list[str]
     sensors: list[str]

@@ -61,8 +61,13 @@ def _labels(values: Sequence[str] | None) -> frozenset[str]:
     return frozenset(values) if values is not None else frozenset({"PUBLIC"})
 
 
+_NAMES: dict[Any, str] = {
+    e: e.name.lower() for cls in (TrackStatus, ObjectClass, MeasurementKind) for e in cls
+}
+
+
 def _enum_name(e: TrackStatus | ObjectClass | MeasurementKind) -> str:
-    return e.name.lower()
+    return _NAMES.get((type(e), e)) or e.name.lower()  # a dict lookup: Enum.name is a slow property
 
 
 def _enum(cls: type[TrackStatus] | type[ObjectClass] | type[MeasurementKind], value: Any, key: str) -> Any:
@@ -106,6 +111,9 @@ def track_to_json(t: Track) -> JsonDict:
         "velocity_enu_mps": [float(e), float(n), float(u)],
         "speed_mps": float(math.hypot(e, n)),
         "position_sigma_m": [float(s) for s in t.position_sigma_m],
+        "velocity_sigma_mps": None
+        if t.velocity_sigma_mps is None
+        else [float(s) for s in t.velocity_sigma_mps],
         "model_probabilities": {k: float(v) for k, v in t.model_probabilities.items()},
         "identities": list(t.identities),
         "sensors": list(t.sensors),
@@ -147,6 +155,9 @@ def track_from_json(doc: Mapping[str, Any]) -> Track:
         releasable_to=_labels(doc.get("releasable_to")),
         audience=str(doc.get("audience", "")),
         originator=str(doc.get("originator", "")),
+        velocity_sigma_mps=_triple(doc, "velocity_sigma_mps")
+        if doc.get("velocity_sigma_mps") is not None
+        else None,
     )
 
 

@@ -274,6 +274,7 @@ class Tracker:
         )
         lat, lon, alt = table.lat_deg.tolist(), table.lon_deg.tolist(), table.alt_m.tolist()
         vel, sigma = table.velocity_enu_mps.tolist(), table.position_sigma_enu_m.tolist()
+        vsigma = table.velocity_sigma_enu_mps.tolist()
         mu, first, last, n_upd = (
             table.mu.tolist(),
             table.first_s.tolist(),
@@ -293,7 +294,7 @@ class Tracker:
             if ident is None:
                 name = self.identities.name(int(code))
                 ident = idents[code] = (name,) if name else ()
-            v, sg = vel[i], sigma[i]
+            v, sg, vs = vel[i], sigma[i], vsigma[i]
             out.append(
                 Track(
                     track_id=ids[i],
@@ -314,6 +315,7 @@ class Tracker:
                     releasable_to=seen[1],
                     audience=audience,
                     originator=originator,
+                    velocity_sigma_mps=(vs[0], vs[1], vs[2]),
                 )
             )
         return out

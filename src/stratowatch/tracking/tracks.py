@@ -153,3 +153,13 @@ class TrackTable:
             cov = np.einsum("nij,njk,nlk->nil", b, self.P[:, :3, :3], b)
             sig = self._views["sigma"] = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
         return sig
+
+    @property
+    def velocity_sigma_enu_mps(self) -> FloatArray:
+        """(n, 3) one-sigma velocity uncertainty along east, north, up."""
+        sig = self._views.get("vsigma")
+        if sig is None:
+            b = self._basis()
+            cov = np.einsum("nij,njk,nlk->nil", b, self.P[:, 3:, 3:], b)
+            sig = self._views["vsigma"] = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+        return sig
