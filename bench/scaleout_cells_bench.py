@@ -261,8 +261,10 @@ def _worker_main(store_url: str, bus_url: str, max_cells: int, worker_id: str, s
     import threading as th
 
     from stratowatch.service.cellworker import run_track_role
+    from stratowatch.service.roles import tune_gc
 
     logging.basicConfig(level=logging.WARNING)
+    tune_gc()  # as `serve --role track` does
     ev = th.Event()
 
     def watch() -> None:
@@ -387,6 +389,9 @@ def live(args: argparse.Namespace) -> dict[str, Any]:
         pipeline={"classify_with_winds": False},
         sensors={"sensor": [{"id": "adsb", "kind": "adsb"}, {"id": "gnss", "kind": "radiosonde"}]},
     )
+    from stratowatch.service.roles import tune_gc
+
+    tune_gc()  # as `serve` does
     tr = Traffic(args.aircraft, args.balloons)
     store = open_store(url)
     bus = InProcessBus()

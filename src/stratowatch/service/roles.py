@@ -23,6 +23,7 @@ worker gives its cells back, an alert worker its lease).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import signal
@@ -64,6 +65,17 @@ def worker_entry(role: str) -> Callable[..., None]:
         raise ConfigError(f"the {role} role is not available in this install: {exc}") from None
 
 
+#: The cyclic collector's thresholds in a service process: a step over 50,000 tracks makes
+#: millions of short-lived, acyclic objects (tracks, their JSON), and at Python's default
+#: (700, 10, 10) the collections they trigger cost a quarter of the step (2.6 s -> 2.0 s).
+GC_THRESHOLDS = (50_000, 50, 1_000)
+
+
+def tune_gc() -> None:
+    """Set :data:`GC_THRESHOLDS` (the service and worker processes call it once at start)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_role(
     settings: Settings,
     role: str = "all",
@@ -75,6 +87,7 @@ def run_role(
 ) -> None:
     """Run ``role`` until interrupted (or, for the worker roles, until ``stop`` is set)."""
     check(settings, role)
+    tune_gc()
     if role == "all":
         from stratowatch.service.app import run
 
@@ -104,4 +117,4 @@ def run_role(
             signal.signal(sig, handler)
 
 
-__all__ = ["ROLES", "check", "run_role", "worker_entry"]
+__all__ = ["GC_THRESHOLDS", "ROLES", "check", "run_role", "tune_gc", "worker_entry"]
