@@ -15,14 +15,12 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from scale_helpers import pg_server, throwaway_database
 from test_service_bus_nats import BINARY, NatsServer
 
 from stratowatch.config import Settings
@@ -66,24 +64,6 @@ class Recorder:
     def notify(self, alert: Alert, incident: Incident | None = None) -> bool:
         self.sent.append((alert, incident))
         return True
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    srv = NatsServer(tmp_path / "nats")
-    srv.store_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    server = pg_server()
-    if server is None:
-        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432 (or STRATOWATCH_TEST_PG_URL)")
-    with throwaway_database(server, "sw_alert") as url:
-        yield url
 
 
 def _settings(store_url: str, bus_url: str, **extra: Any) -> Settings:

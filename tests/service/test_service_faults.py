@@ -23,8 +23,6 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,15 +41,6 @@ T0 = 1.7e9
 GRID = CellGrid(10.0)
 #: Six balloons in four cells; each step one fix of each.
 START = [(45.0, 5.0), (45.5, 6.0), (44.0, 15.0), (35.0, 5.0), (35.5, 15.0), (36.0, 16.0)]
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    srv = NatsServer(tmp_path / "nats")
-    srv.store_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _step(k: int) -> list[Observation]:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from scale_helpers import pg_server, throwaway_database
 from test_service_bus_nats import BINARY, NatsServer
 
 from stratowatch.config import Settings
@@ -25,24 +24,6 @@ needs_nats = pytest.mark.skipif(
 )
 
 T0 = 1_675_296_000.0
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    srv = NatsServer(tmp_path / "nats")
-    srv.store_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    server = pg_server()
-    if server is None:
-        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432 (or STRATOWATCH_TEST_PG_URL)")
-    with throwaway_database(server, "sw_roles") as url:
-        yield url
 
 
 # --------------------------------------------------------------------------- the command
