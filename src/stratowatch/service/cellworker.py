@@ -103,6 +103,7 @@ from stratowatch.model import (
     TrackStatus,
 )
 from stratowatch.service.cells import CellGrid
+from stratowatch.service.history import HistoryMarks
 from stratowatch.service.serialize import track_to_json
 from stratowatch.tracking import Tracker
 from stratowatch.weather.grid import WindGrid
@@ -502,6 +503,9 @@ class CellState:
     #: ADS-B emitter categories by identity name (``"icao:4ca1d3"`` -> ``"A3"``), for the classifier
     categories: dict[str, str] = field(default_factory=dict)
     consumer: Any = None
+    #: which reported tracks go to the history (not in the snapshot: a restored cell logs every
+    #: track once)
+    history: HistoryMarks = field(default_factory=HistoryMarks)
 
     def snapshot(self) -> bytes:
         return pickle.dumps(
@@ -799,6 +803,7 @@ class CellWorker:
             ended_s=t_now if math.isfinite(t_now) else 0.0,
             state_key=state_key(state.cell_id),
             state_blob=state.snapshot(),
+            history=state.history.mark(reported),
         )
         self.stats.observations_stored += int(stored)
         self.stats.commits += 1

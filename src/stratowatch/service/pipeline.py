@@ -57,6 +57,7 @@ from stratowatch.ingest.registry import RegistryError, SensorRegistry, load_regi
 from stratowatch.model import PUBLIC, Alert, Geofence, Incident, Observation, ObservationBatch, Sensor, Track
 from stratowatch.service.bus import InProcessBus
 from stratowatch.service.bus_base import Bus
+from stratowatch.service.history import HistoryMarks
 from stratowatch.service.predictions import PredictionScheduler
 from stratowatch.service.serialize import alert_to_json, incident_to_json, track_to_json
 from stratowatch.sharing.labels import LabelTable, meet, meet_all, visible
@@ -214,33 +215,6 @@ def rules_config(settings: Settings) -> RulesConfig:
 
 
 # ----------------------------------------------------------------------------- the pipeline
-
-
-class HistoryMarks:
-    """Which reported tracks go to the stored history at a step: the new ones, those a
-    measurement updated (their update count moved) and those whose status changed since they
-    were last logged. A coasting track's prediction to the step time is not history (it is still
-    the track's current state in the store); at 50,000 aircraft reporting every 10 s this keeps
-    the history to the ~5,000 states a second that carry information, not 50,000."""
-
-    def __init__(self) -> None:
-        self.ids = np.empty(0, np.int64)
-        self.updates = np.empty(0, np.int64)
-        self.status = np.empty(0, np.int64)
-
-    def mark(self, tracks: Sequence[Track]) -> np.ndarray:
-        n = len(tracks)
-        ids = np.fromiter((t.track_id for t in tracks), np.int64, n)
-        updates = np.fromiter((t.n_updates for t in tracks), np.int64, n)
-        status = np.fromiter((int(t.status) for t in tracks), np.int64, n)
-        if self.ids.size:
-            pos = np.minimum(np.searchsorted(self.ids, ids), self.ids.size - 1)
-            same = (self.ids[pos] == ids) & (self.updates[pos] == updates) & (self.status[pos] == status)
-        else:
-            same = np.zeros(n, bool)
-        order = np.argsort(ids, kind="stable")
-        self.ids, self.updates, self.status = ids[order], updates[order], status[order]
-        return ~same
 
 
 @dataclass(slots=True)

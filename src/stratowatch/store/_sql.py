@@ -859,17 +859,19 @@ class SqlStore:
         ended_s: float,
         state_key: str,
         state_blob: bytes,
+        history: Sequence[bool] | None = None,
     ) -> int:
         """A tracker worker's step of one cell, in one transaction, only while ``owner`` holds the
         cell's lease (else :class:`LeaseLost`, nothing written): the observations (each once: one
-        whose ``obs_id`` is stored already is skipped), the track states, the ended tracks and the
-        cell's state blob. Returns how many observations were new."""
+        whose ``obs_id`` is stored already is skipped), the track states (to the history only those
+        flagged in ``history``, when given), the ended tracks and the cell's state blob. Returns
+        how many observations were new."""
         if len(obs_ids) != len(observations):
             raise ValueError("one observation id per observation")
         obs_rows = [codec.obs_row(o) for o in observations]
         codec.locate_polar(obs_rows, observations, self._sites)
         obs_rows = [(*r, str(i)) for r, i in zip(obs_rows, obs_ids, strict=True)]
-        states = self._track_states_job(tracks) if tracks else None
+        states = self._track_states_job(tracks, history) if tracks else None
         end = self._sql("UPDATE tracks SET status = ?, ended_s = ? WHERE track_id = ?")
         end_rows = [(int(TrackStatus.ENDED), float(ended_s), int(i)) for i in ended_ids]
         lease = self._sql(f"SELECT owner FROM cell_leases WHERE cell_id = ?{self._for_update}")
