@@ -41,6 +41,7 @@ publisher, tracker worker processes over cells committing to PostgreSQL, their p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
@@ -360,7 +361,7 @@ def workers(args: argparse.Namespace) -> dict[str, Any]:
             print(json.dumps(row), flush=True)
             results.append(row)
         finally:
-            with __import__("contextlib").suppress(StopIteration):
+            with contextlib.suppress(StopIteration):
                 next(gen)
             nats.close()
     return {"cpus": os.cpu_count(), "runs": results}
@@ -447,7 +448,7 @@ def live(args: argparse.Namespace) -> dict[str, Any]:
     pipeline.close()
     store.close()
     if gen is not None:
-        with __import__("contextlib").suppress(StopIteration):
+        with contextlib.suppress(StopIteration):
             next(gen)
     shutil.rmtree(tmp, ignore_errors=True)
     lat = np.concatenate(latencies) if latencies else np.empty(0)
@@ -564,9 +565,12 @@ def cells_live(args: argparse.Namespace) -> dict[str, Any]:
             p.join(30)
             if p.is_alive():
                 p.kill()
-        with __import__("contextlib").suppress(StopIteration):
+        with contextlib.suppress(StopIteration):
             next(gen)
         nats.close()
+
+
+PG_SERVER = os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def main() -> None:
@@ -578,10 +582,7 @@ def main() -> None:
     w.add_argument("--seconds", type=int, default=120)
     w.add_argument("--interval", type=float, default=5.0)
     w.add_argument("--timeout", type=float, default=600.0)
-    w.add_argument(
-        "--pg",
-        default=os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    w.add_argument("--pg", default=PG_SERVER, help="PostgreSQL maintenance URL")
     m = sub.add_parser("model")
     m.add_argument("--aircraft", type=int, default=50_000)
     m.add_argument("--balloons", type=int, default=100)
@@ -596,10 +597,7 @@ def main() -> None:
     v.add_argument("--interval", type=float, default=10.0)
     v.add_argument("--seconds", type=int, default=60)
     v.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
-    v.add_argument(
-        "--pg",
-        default=os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    v.add_argument("--pg", default=PG_SERVER, help="PostgreSQL maintenance URL")
     c = sub.add_parser("cells-live")
     c.add_argument("--aircraft", type=int, default=5_000)
     c.add_argument("--balloons", type=int, default=100)
@@ -607,10 +605,7 @@ def main() -> None:
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seconds", type=int, default=60)
     c.add_argument("--settle", type=float, default=10.0, help="s to wait for the last events")
-    c.add_argument(
-        "--pg",
-        default=os.environ.get("STRATOWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    c.add_argument("--pg", default=PG_SERVER, help="PostgreSQL maintenance URL")
     args = ap.parse_args()
     out = {"workers": workers, "model": model, "live": live, "cells-live": cells_live}[args.part](args)
     print(json.dumps(out, indent=1))

@@ -156,8 +156,8 @@ def stream_for(subject: str) -> str:
 PART_KEYS = ("time_s", "audience", "cell")
 
 
-def split_event(event: Mapping[str, Any], size: int, limit: int) -> list[dict[str, Any]]:
-    """An event too large for one message as parts: its longest list (a tracks event's
+def split_event(event: Mapping[str, Any], size: int, limit: int) -> list[bytes]:
+    """An event too large for one message as encoded parts: its longest list (a tracks event's
     ``tracks``) cut into slices, each part the event with one slice and ``part``/``parts``
     (0-based), ``part_key`` (which list). Every other key is repeated in each part.
     ``size``: the encoded event's length."""
@@ -172,10 +172,18 @@ def split_event(event: Mapping[str, Any], size: int, limit: int) -> list[dict[st
     while True:
         cuts = np.array_split(np.arange(len(items)), min(n, len(items)))
         parts = [
-            {**event, key: items[int(c[0]) : int(c[-1]) + 1], "part": k, "parts": len(cuts), "part_key": key}
+            _dumps(
+                {
+                    **event,
+                    key: items[int(c[0]) : int(c[-1]) + 1],
+                    "part": k,
+                    "parts": len(cuts),
+                    "part_key": key,
+                }
+            )
             for k, c in enumerate(cuts)
         ]
-        if all(len(_dumps(p)) <= limit for p in parts):
+        if all(len(p) <= limit for p in parts):
             return parts
         if n >= len(items):
             raise BusFormatError(f"one item of {key!r} is larger than the server takes ({limit} bytes)")
@@ -582,7 +590,7 @@ class NatsBus:
             return
         # larger than the server takes in one message: in parts (see split_event)
         for k, part in enumerate(split_event(event, len(data), limit)):
-            self.publish_bytes(subject, _dumps(part), msg_id=None if msg_id is None else f"{msg_id}/{k}")
+            self.publish_bytes(subject, part, msg_id=None if msg_id is None else f"{msg_id}/{k}")
 
     def _payload_limit(self) -> int:
         """The largest event body to send as one message: the server's ``max_payload`` less room

@@ -585,7 +585,7 @@ class CellWorker:
         that holds no cell yet still counts and the others give it its share."""
         self.store.claim_cells(self.worker_id, [self.presence_id], self.scale.lease_s, now)
         live = {o for c, (o, e) in leases.items() if c <= PRESENCE_MAX and e >= now} | {self.worker_id}
-        cells = {c for c in self.candidates()} | {c for c in leases if c >= 0} | set(self.cells)
+        cells = set(self.candidates()) | {c for c in leases if c >= 0} | set(self.cells)
         return max(1, math.ceil(len(cells) / len(live)))
 
     def candidates(self) -> list[int]:
